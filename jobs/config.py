@@ -1,0 +1,31 @@
+"""The job's typed configuration, built once from the command line and passed down."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vlworkers.config import EngineConfig, PreprocessConfig
+
+DEFAULT_MODEL = "deepseek-community/deepseek-vl-1.3b-chat"
+
+
+class JobConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+    manifest: str = Field(description="Manifest URI: a Parquet file or a folder of them.")
+    output: str = Field(description="Output folder URI; result shards and `_`-prefixed side files.")
+    limit: int | None = Field(None, description="Process only the first N manifest rows.")
+    overwrite: bool = Field(False, description="Delete an existing output folder first.")
+    batch_size: int = Field(8, description="Rows per generate call on one model replica.")
+    min_replicas: int = Field(1, description="Smallest model actor pool.")
+    max_replicas: int = Field(1, description="Largest model actor pool.")
+    gpus_per_replica: float | None = Field(
+        None, description="GPUs per model replica (fractions share a GPU); None: 1 if the cluster has GPUs."
+    )
+    cpus_per_replica: float = Field(1.0, description="CPUs reserved per model replica.")
+    rows_per_file: int = Field(5000, description="Minimum rows per output Parquet file.")
+    ray_address: str | None = Field(
+        None, description="Ray cluster to join; None: RAY_ADDRESS, else start Ray in-process."
+    )
+    preprocess: PreprocessConfig
+    engine: EngineConfig

@@ -1,0 +1,86 @@
+"""The Ray Data plan: read → prepare pixels (CPU tasks) → generate (model actors) → write."""
+
+from __future__ import annotations
+
+import logging
+
+import pyarrow as pa
+import ray
+
+from jobs.config import JobConfig
+from manifests import schema
+from vlworkers import storage
+from vlworkers.actor import CaptionActor
+from vlworkers.preprocess import preprocess_batch
+
+logger = logging.getLogger(__name__)
+
+# A CPU block holds at most about this many bytes of pixels (uint8 at model size).
+_PREPROCESS_BLOCK_BYTES = 64 * 1024 * 1024
+
+
+def preprocess_batch_size(target_size: int, model_batch_size: int) -> int:
+    per_row = target_size * target_size * 3
+    rows = max(1, _PREPROCESS_BLOCK_BYTES // max(per_row, 1))
+    # A multiple of the model batch, so actors get full batches.
+    return max(model_batch_size, (min(rows, 256) // model_batch_size) * model_batch_size)
+
+
+def resolve_gpus_per_replica(config: JobConfig) -> float:
+    if config.gpus_per_replica is not None:
+        return config.gpus_per_replica
+    if config.engine.device == "cpu":
+        return 0.0
+    return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+
+
+def build_dataset(config: JobConfig, manifest_schema: pa.Schema) -> ray.data.Dataset:
+    manifest_fs, manifest_path = storage.resolve(config.manifest)
+    dataset = ray.data.read_parquet(
+        manifest_path, filesystem=storage.arrow_filesystem(manifest_fs)
+    )
+    if config.limit is not None:
+        dataset = dataset.limit(config.limit)
+    dataset = dataset.map_batches(
+        preprocess_batch,
+        fn_kwargs={"config": config.preprocess},
+        batch_format="pyarrow",
+        batch_size=preprocess_batch_size(config.preprocess.target_size, config.batch_size),
+        num_cpus=1,
+        # Room for a block of pixels plus the decode buffers. A resource request the
+        # model actors do not share also keeps Ray Data from fusing this CPU stage into
+        # them: the GPU must never wait on decoding.
+        memory=4 * _PREPROCESS_BLOCK_BYTES,
+    )
+    gpus = resolve_gpus_per_replica(config)
+    logger.info(
+        "model replicas: %d-%d, %.2f GPU and %.1f CPU each",
+        config.min_replicas,
+        config.max_replicas,
+        gpus,
+        config.cpus_per_replica,
+    )
+    return dataset.map_batches(
+        CaptionActor,
+        fn_constructor_kwargs={
+            "engine_config": config.engine,
+            "output_schema": schema.output_schema(manifest_schema),
+        },
+        batch_format="pyarrow",
+        batch_size=config.batch_size,
+        compute=ray.data.ActorPoolStrategy(
+            min_size=config.min_replicas, max_size=config.max_replicas
+        ),
+        num_gpus=gpus,
+        num_cpus=config.cpus_per_replica,
+    )
+
+
+def run_pipeline(config: JobConfig, manifest_schema: pa.Schema) -> None:
+    dataset = build_dataset(config, manifest_schema)
+    output_fs, output_path = storage.resolve(config.output)
+    dataset.write_parquet(
+        output_path,
+        filesystem=storage.arrow_filesystem(output_fs),
+        min_rows_per_file=config.rows_per_file,
+    )

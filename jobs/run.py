@@ -1,0 +1,112 @@
+"""The job from start to end: checks first, then Ray, the pipeline and the summary.
+
+Everything a user can get wrong (options, manifest, output folder, model name) is
+checked before Ray starts, and reported as one line with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+
+import ray
+
+from jobs import cli, summary
+from jobs.config import JobConfig
+from jobs.model_probe import probe_model
+from jobs.pipeline import run_pipeline
+from manifests.validate import ManifestError, ManifestInfo, validate_manifest
+from vlworkers import storage
+from vlworkers.engine_hf import ModelLoadError
+
+logger = logging.getLogger("caption")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class OutputError(ValueError):
+    pass
+
+
+def prepare_output(config: JobConfig) -> None:
+    fs, path = storage.resolve(config.output)
+    if not fs.exists(path):
+        return
+    if not fs.isdir(path):
+        raise OutputError(f"output {storage.redact(config.output)} exists and is not a folder")
+    if fs.ls(path, detail=False):
+        if not config.overwrite:
+            raise OutputError(
+                f"output {storage.redact(config.output)} already holds files; "
+                "pass --overwrite to replace them, or choose another --output"
+            )
+        logger.info("removing the existing output %s", storage.redact(config.output))
+        fs.rm(path, recursive=True)
+
+
+def init_ray(config: JobConfig) -> None:
+    address = config.ray_address or os.environ.get("RAY_ADDRESS")
+    # With no address, start Ray here rather than join whatever cluster
+    # /tmp/ray/ray_current_cluster names (possibly a dead one).
+    ray.init(address=address or "local", logging_level=logging.WARNING, log_to_driver=True)
+    ray.data.DataContext.get_current().enable_progress_bars = sys.stderr.isatty()
+
+
+def check_inputs(argv: list[str] | None) -> tuple[JobConfig, ManifestInfo]:
+    config = cli.parse_config(argv)
+    manifest = validate_manifest(config.manifest)
+    prepare_output(config)
+    model = probe_model(config.engine)
+    logger.info(
+        "manifest %s: %d rows; model %s (%s, images at %d px)",
+        storage.redact(config.manifest),
+        manifest.num_rows,
+        config.engine.model,
+        model.image_processor,
+        model.target_size,
+    )
+    preprocess = config.preprocess.model_copy(update={"target_size": model.target_size})
+    return config.model_copy(update={"preprocess": preprocess}), manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config, manifest = check_inputs(argv)
+    except (ManifestError, OutputError, ModelLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    started = time.monotonic()
+    init_ray(config)
+    try:
+        run_pipeline(config, manifest.schema)
+    except Exception as exc:
+        logger.error("the job failed: %s", _root_message(exc))
+        return EXIT_FAILED
+    finally:
+        elapsed = time.monotonic() - started
+
+    result = summary.count_output(config.output)
+    result.wall_time_s = round(elapsed, 3)
+    result.rows_per_s = round(result.rows / elapsed, 3) if elapsed > 0 else 0.0
+    result.config = config.model_dump(mode="json")
+    result.versions = summary.library_versions()
+    where = summary.write_summary(config.output, result)
+    print(summary.format_summary(result))
+    print(f"results: {storage.redact(config.output)}  (summary: {storage.redact(where)})")
+    return EXIT_OK
+
+
+def _root_message(exc: BaseException) -> str:
+    """Ray wraps worker errors several times; the innermost message is the useful one."""
+    messages = []
+    current: BaseException | None = exc
+    while current is not None and len(messages) < 10:
+        messages.append(f"{type(current).__name__}: {current}".splitlines()[0])
+        current = current.__cause__ or current.__context__
+    return " <- ".join(reversed(messages))

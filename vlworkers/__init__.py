@@ -1,0 +1,1 @@
+"""Code that runs inside Ray workers: fetching, decoding, prompts, inference engines."""

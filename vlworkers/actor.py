@@ -1,0 +1,97 @@
+"""The GPU stage: a Ray Data actor holding one model replica.
+
+Constructed once per actor (the model loads once); called per batch. Rows that already
+failed upstream pass straight through. Returns tables in the job's fixed output schema.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pyarrow as pa
+
+from manifests import schema
+from manifests.schema import Status
+from vlworkers.config import EngineConfig
+from vlworkers.engine import Engine, GenerationRequest, GenerationResult
+from vlworkers.engine_hf import HFEngine
+
+logger = logging.getLogger(__name__)
+
+
+def load_engine(config: EngineConfig) -> Engine:
+    return HFEngine(config)
+
+
+class CaptionActor:
+    def __init__(self, engine_config: EngineConfig, output_schema: pa.Schema) -> None:
+        started = time.monotonic()
+        self.engine = load_engine(engine_config)
+        self.model_label = engine_config.model + (
+            f"@{engine_config.revision}" if engine_config.revision else ""
+        )
+        self.output_schema = output_schema
+        logger.info("model actor ready in %.1fs", time.monotonic() - started)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        statuses = batch.column("status").to_pylist()
+        pending = [i for i, status in enumerate(statuses) if status is None]
+        results: dict[int, GenerationResult] = {}
+        if pending:
+            requests = [self._request(batch, i) for i in pending]
+            results = dict(zip(pending, self.engine.generate(requests), strict=True))
+        return self._to_output(batch, statuses, results)
+
+    @staticmethod
+    def _request(batch: pa.Table, index: int) -> GenerationRequest:
+        height = batch.column(schema.PIXELS_HEIGHT)[index].as_py()
+        width = batch.column(schema.PIXELS_WIDTH)[index].as_py()
+        raw = batch.column(schema.PIXELS)[index].as_py()
+        pixels = np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
+        return GenerationRequest(
+            pixels=pixels,
+            prompt=batch.column(schema.PROMPT)[index].as_py(),
+            max_new_tokens=batch.column(schema.MAX_NEW_TOKENS)[index].as_py(),
+        )
+
+    def _to_output(
+        self, batch: pa.Table, statuses: list[str | None], results: dict[int, GenerationResult]
+    ) -> pa.Table:
+        n = batch.num_rows
+        text: list[str | None] = [None] * n
+        tokens: list[int | None] = [None] * n
+        finish: list[str | None] = [None] * n
+        model: list[str | None] = [None] * n
+        error_kind = batch.column("error_kind").to_pylist()
+        error = batch.column("error").to_pylist()
+        status = list(statuses)
+        for index, result in results.items():
+            model[index] = self.model_label
+            if result.error_kind is None:
+                status[index] = Status.OK.value
+                text[index], tokens[index], finish[index] = (
+                    result.text,
+                    result.n_output_tokens,
+                    result.finish_reason,
+                )
+            else:
+                status[index] = Status.FAILED.value
+                error_kind[index], error[index] = result.error_kind, result.error
+        new_columns = {
+            "text": text,
+            "status": status,
+            "error_kind": error_kind,
+            "error": error,
+            "model": model,
+            "n_output_tokens": tokens,
+            "finish_reason": finish,
+        }
+        arrays = []
+        for field in self.output_schema:
+            if field.name in new_columns:
+                arrays.append(pa.array(new_columns[field.name], type=field.type))
+            else:
+                arrays.append(batch.column(field.name).cast(field.type))
+        return pa.Table.from_arrays(arrays, schema=self.output_schema)

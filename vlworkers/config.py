@@ -1,0 +1,38 @@
+"""Typed, frozen settings handed to workers. Built once by `jobs/` and never mutated."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+
+
+class PreprocessConfig(_Frozen):
+    """What the CPU stage needs: fetch limits and the pixel size the model wants."""
+
+    target_size: int = Field(description="Longest image side, in pixels, shipped to the model actors.")
+    max_image_bytes: int = Field(50 * 1024 * 1024, description="Bytes above which a file is refused.")
+    max_image_pixels: int = Field(
+        64_000_000, description="Declared width*height above which an image is refused unread."
+    )
+    min_image_side: int = Field(8, description="Images with a shorter side are skipped (spacers).")
+    fetch_timeout_s: float = Field(30.0, description="Per-request timeout for every fetch.")
+    fetch_threads: int = Field(16, description="Concurrent fetches inside one CPU task.")
+    default_task: str = Field(description="Task for rows without a 'task' column value.")
+    default_prompt: str | None = Field(None, description="Instruction replacing the task's own.")
+    max_new_tokens: int | None = Field(None, description="Overrides every task's token limit.")
+
+
+class EngineConfig(_Frozen):
+    """What a model actor needs to load and run the model."""
+
+    model: str = Field(description="Hugging Face model id or local checkpoint folder.")
+    revision: str | None = Field(None, description="Model revision (branch, tag or commit).")
+    device: str = Field("auto", description="'auto' (cuda if present, else cpu), 'cuda' or 'cpu'.")
+    dtype: str = Field("auto", description="'auto' (bf16 on GPU, float32 on CPU) or a torch dtype.")
+    trust_remote_code: bool = Field(False, description="Run code shipped with the checkpoint.")
+    attn_implementation: str | None = Field(
+        None, description="Attention kernel; default: sdpa on GPU, the model's default on CPU."
+    )
