@@ -49,6 +49,8 @@ def prepare_output(config: JobConfig) -> None:
 
 
 def init_ray(config: JobConfig) -> None:
+    if ray.is_initialized():  # embedded in a program (or a test) that started Ray itself
+        return
     address = config.ray_address or os.environ.get("RAY_ADDRESS")
     # With no address, start Ray here rather than join whatever cluster
     # /tmp/ray/ray_current_cluster names (possibly a dead one).

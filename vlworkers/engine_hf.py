@@ -116,7 +116,7 @@ class HFEngine:
     def _generate_batch(
         self, requests: Sequence[GenerationRequest], max_new_tokens: int
     ) -> list[GenerationResult]:
-        images = [Image.fromarray(r.pixels, mode="RGB") for r in requests]
+        images = [Image.fromarray(r.pixels) for r in requests]
         prompts = [self.chat_prompt(r.prompt) for r in requests]
         inputs = self.processor(images=images, text=prompts, return_tensors="pt", padding=True)
         inputs = {

@@ -49,6 +49,15 @@ def prepare_image(data: bytes, limits: ImageLimits) -> PreparedImage:
     if not data:
         raise ImageError(ErrorKind.EMPTY_FILE, "the file is empty (0 bytes)")
     image = _open(data)
+    try:
+        return _prepare(image, limits)
+    except ImageError:
+        raise
+    except Exception as exc:  # Pillow raises many types for corrupt data
+        raise ImageError(ErrorKind.DECODE_ERROR, f"cannot decode image: {exc}") from exc
+
+
+def _prepare(image: Image.Image, limits: ImageLimits) -> PreparedImage:
     width, height = image.size
     if width * height > limits.max_pixels:
         raise ImageError(
@@ -64,13 +73,7 @@ def prepare_image(data: bytes, limits: ImageLimits) -> PreparedImage:
             f"image is {width}x{height}, below {limits.min_side} px on a side (spacer or tracker)",
             skipped=True,
         )
-    try:
-        pixels = _decode_rgb(image, limits.target_size)
-    except ImageError:
-        raise
-    except Exception as exc:  # Pillow raises many types for corrupt data
-        raise ImageError(ErrorKind.DECODE_ERROR, f"cannot decode image: {exc}") from exc
-    return PreparedImage(pixels=pixels, width=width, height=height)
+    return PreparedImage(pixels=_decode_rgb(image, limits.target_size), width=width, height=height)
 
 
 def _open(data: bytes) -> Image.Image:
@@ -122,7 +125,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16-bit greyscale: keep the top 8 bits instead of clipping everything to white.
         array = np.asarray(image, dtype=np.uint32)
-        image = Image.fromarray((array >> 8).clip(0, 255).astype(np.uint8), mode="L")
+        image = Image.fromarray((array >> 8).clip(0, 255).astype(np.uint8))
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (
         image.mode == "P" and "transparency" in image.info
     )
