@@ -7,7 +7,7 @@ from pathlib import Path
 # installing the package; make the repository importable either way.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from jobs.run import main  # noqa: E402
+from jobs.run import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -49,27 +49,109 @@ def build_parser() -> argparse.ArgumentParser:
         description="Caption, alt-text or OCR every image in a Parquet manifest with a "
         "DeepSeek vision-language model on Ray, writing Parquet.",
     )
-    parser.add_argument("manifest", help="Manifest URI (local path, s3://, gs://, ...): Parquet with a 'uri' column.")
-    parser.add_argument("--output", help="Output folder URI (default: beside the manifest, NAME.captions/).")
-    parser.add_argument("--task", choices=TASK_NAMES, default=None, help=f"Default task for rows without a 'task' value ({tasks_help}). Default: caption, or custom when --prompt is given.")
-    parser.add_argument("--prompt", help="Instruction replacing the task's own, for rows that name no task of their own.")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"Model id or local checkpoint folder (default: {DEFAULT_MODEL}).")
-    parser.add_argument("--revision", help="Model revision: branch, tag or commit (recorded in the output).")
-    parser.add_argument("--batch-size", type=_positive_int, default=8, help="Rows per generate call on one replica (default: 8).")
-    parser.add_argument("--replicas", type=_replicas, default=(1, 1), metavar="N|MIN-MAX", help="Model actor pool size, fixed or autoscaling between MIN and MAX (default: 1).")
-    parser.add_argument("--gpus-per-replica", type=_gpus, default=None, help="GPUs per replica; fractions pack replicas of a small model onto one GPU (default: 1 when the cluster has GPUs, else 0).")
-    parser.add_argument("--cpus-per-replica", type=_gpus, default=1.0, help="CPUs reserved per replica (default: 1).")
-    parser.add_argument("--max-new-tokens", type=_positive_int, help="Token limit for every row, replacing each task's own (caption 96, alt_text 48, ocr 1024, custom 256).")
-    parser.add_argument("--limit", type=_positive_int, help="Process only the first N rows (a dry run).")
-    parser.add_argument("--overwrite", action="store_true", help="Delete an existing output folder first.")
-    parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto", help="Where the model runs (default: cuda when present).")
-    parser.add_argument("--dtype", default="auto", help="Model dtype (default: bfloat16 on GPU, float32 on CPU).")
-    parser.add_argument("--trust-remote-code", action="store_true", help="Allow code shipped with the checkpoint to run (off by default).")
-    parser.add_argument("--rows-per-file", type=_positive_int, default=5000, help="Minimum rows per output Parquet file (default: 5000).")
-    parser.add_argument("--max-image-bytes", type=_positive_int, default=50 * 1024 * 1024, help="Refuse image files larger than this (default: 50 MiB).")
-    parser.add_argument("--min-image-side", type=_positive_int, default=8, help="Skip images with a side shorter than this, e.g. tracking pixels (default: 8).")
-    parser.add_argument("--fetch-timeout", type=float, default=30.0, help="Seconds before a fetch request times out (default: 30).")
-    parser.add_argument("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, set by `ray job submit`; else Ray starts in-process). Use 'auto' for a cluster started on this machine.")
+    parser.add_argument(
+        "manifest",
+        help="Manifest URI (local path, s3://, gs://, ...): Parquet with a 'uri' column.",
+    )
+    parser.add_argument(
+        "--output", help="Output folder URI (default: beside the manifest, NAME.captions/)."
+    )
+    parser.add_argument(
+        "--task",
+        choices=TASK_NAMES,
+        default=None,
+        help=f"Default task for rows without a 'task' value ({tasks_help}). Default: caption, or custom when --prompt is given.",
+    )
+    parser.add_argument(
+        "--prompt",
+        help="Instruction replacing the task's own, for rows that name no task of their own.",
+    )
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"Model id or local checkpoint folder (default: {DEFAULT_MODEL}).",
+    )
+    parser.add_argument(
+        "--revision", help="Model revision: branch, tag or commit (recorded in the output)."
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=8,
+        help="Rows per generate call on one replica (default: 8).",
+    )
+    parser.add_argument(
+        "--replicas",
+        type=_replicas,
+        default=(1, 1),
+        metavar="N|MIN-MAX",
+        help="Model actor pool size, fixed or autoscaling between MIN and MAX (default: 1).",
+    )
+    parser.add_argument(
+        "--gpus-per-replica",
+        type=_gpus,
+        default=None,
+        help="GPUs per replica; fractions pack replicas of a small model onto one GPU (default: 1 when the cluster has GPUs, else 0).",
+    )
+    parser.add_argument(
+        "--cpus-per-replica",
+        type=_gpus,
+        default=1.0,
+        help="CPUs reserved per replica (default: 1).",
+    )
+    parser.add_argument(
+        "--max-new-tokens",
+        type=_positive_int,
+        help="Token limit for every row, replacing each task's own (caption 96, alt_text 48, ocr 1024, custom 256).",
+    )
+    parser.add_argument(
+        "--limit", type=_positive_int, help="Process only the first N rows (a dry run)."
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="Delete an existing output folder first."
+    )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cuda", "cpu"),
+        default="auto",
+        help="Where the model runs (default: cuda when present).",
+    )
+    parser.add_argument(
+        "--dtype", default="auto", help="Model dtype (default: bfloat16 on GPU, float32 on CPU)."
+    )
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="Allow code shipped with the checkpoint to run (off by default).",
+    )
+    parser.add_argument(
+        "--rows-per-file",
+        type=_positive_int,
+        default=5000,
+        help="Minimum rows per output Parquet file (default: 5000).",
+    )
+    parser.add_argument(
+        "--max-image-bytes",
+        type=_positive_int,
+        default=50 * 1024 * 1024,
+        help="Refuse image files larger than this (default: 50 MiB).",
+    )
+    parser.add_argument(
+        "--min-image-side",
+        type=_positive_int,
+        default=8,
+        help="Skip images with a side shorter than this, e.g. tracking pixels (default: 8).",
+    )
+    parser.add_argument(
+        "--fetch-timeout",
+        type=float,
+        default=30.0,
+        help="Seconds before a fetch request times out (default: 30).",
+    )
+    parser.add_argument(
+        "--ray-address",
+        help="Ray cluster to join (default: RAY_ADDRESS, set by `ray job submit`; else Ray starts in-process). Use 'auto' for a cluster started on this machine.",
+    )
     return parser
 
 

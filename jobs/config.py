@@ -20,7 +20,8 @@ class JobConfig(BaseModel):
     min_replicas: int = Field(1, description="Smallest model actor pool.")
     max_replicas: int = Field(1, description="Largest model actor pool.")
     gpus_per_replica: float | None = Field(
-        None, description="GPUs per model replica (fractions share a GPU); None: 1 if the cluster has GPUs."
+        None,
+        description="GPUs per model replica (fractions share a GPU); None: 1 if the cluster has GPUs.",
     )
     cpus_per_replica: float = Field(1.0, description="CPUs reserved per model replica.")
     rows_per_file: int = Field(5000, description="Minimum rows per output Parquet file.")

@@ -27,8 +27,19 @@ def _side(size: Any) -> int:
         return 0
     if isinstance(size, int):
         return size
-    get = size.get if isinstance(size, dict) else lambda key, default=None: getattr(size, key, default)
-    return int(max(get("height", 0) or 0, get("width", 0) or 0, get("longest_edge", 0) or 0, get("shortest_edge", 0) or 0))
+    get = (
+        size.get
+        if isinstance(size, dict)
+        else lambda key, default=None: getattr(size, key, default)
+    )
+    return int(
+        max(
+            get("height", 0) or 0,
+            get("width", 0) or 0,
+            get("longest_edge", 0) or 0,
+            get("shortest_edge", 0) or 0,
+        )
+    )
 
 
 def probe_model(config: EngineConfig) -> ModelInfo:
@@ -38,7 +49,11 @@ def probe_model(config: EngineConfig) -> ModelInfo:
         )
     except Exception as exc:
         raise ModelLoadError(f"cannot load model {config.model!r}: {exc}") from exc
-    target = max(_side(getattr(processor, "size", None)), _side(getattr(processor, "high_res_size", None)))
+    target = max(
+        _side(getattr(processor, "size", None)), _side(getattr(processor, "high_res_size", None))
+    )
     if target <= 0:
-        raise ModelLoadError(f"model {config.model!r}: cannot tell its image size from the processor")
+        raise ModelLoadError(
+            f"model {config.model!r}: cannot tell its image size from the processor"
+        )
     return ModelInfo(target_size=target, image_processor=type(processor).__name__)

@@ -36,13 +36,11 @@ def resolve_gpus_per_replica(config: JobConfig) -> float:
 
 def build_dataset(config: JobConfig, manifest_schema: pa.Schema) -> ray.data.Dataset:
     manifest_fs, manifest_path = storage.resolve(config.manifest)
-    dataset = ray.data.read_parquet(
-        manifest_path, filesystem=storage.arrow_filesystem(manifest_fs)
-    )
+    dataset = ray.data.read_parquet(manifest_path, filesystem=storage.arrow_filesystem(manifest_fs))
     if config.limit is not None:
         dataset = dataset.limit(config.limit)
     dataset = dataset.map_batches(
-        preprocess_batch,
+        preprocess_batch,  # type: ignore[arg-type]  # Ray's stubs omit fn_kwargs functions
         fn_kwargs={"config": config.preprocess},
         batch_format="pyarrow",
         batch_size=preprocess_batch_size(config.preprocess.target_size, config.batch_size),

@@ -76,7 +76,9 @@ def check_inputs(argv: list[str] | None) -> tuple[JobConfig, ManifestInfo]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         config, manifest = check_inputs(argv)
     except (ManifestError, OutputError, ModelLoadError) as exc:
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _root_message(exc: BaseException) -> str:
     """Ray wraps worker errors several times; the innermost message is the useful one."""
-    messages = []
+    messages: list[str] = []
     current: BaseException | None = exc
     while current is not None and len(messages) < 10:
         messages.append(f"{type(current).__name__}: {current}".splitlines()[0])

@@ -19,9 +19,7 @@ def list_images(source_uri: str) -> list[str]:
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     prefix = "" if protocol in ("file", "local") else f"{protocol}://"
     return sorted(
-        prefix + found
-        for found in fs.find(path)
-        if found.lower().endswith(IMAGE_SUFFIXES)
+        prefix + found for found in fs.find(path) if found.lower().endswith(IMAGE_SUFFIXES)
     )
 
 

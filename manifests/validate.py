@@ -59,21 +59,18 @@ def validate_manifest(uri: str) -> ManifestInfo:
             f"manifest {storage.redact(uri)} has no '{schema.URI}' column "
             f"(columns: {', '.join(names) or 'none'})"
         )
-    if not pa.types.is_string(dataset.schema.field(schema.URI).type) and not pa.types.is_large_string(
+    if not pa.types.is_string(
         dataset.schema.field(schema.URI).type
-    ):
+    ) and not pa.types.is_large_string(dataset.schema.field(schema.URI).type):
         raise ManifestError(f"manifest column '{schema.URI}' must hold strings")
     reserved = sorted(schema.RESERVED_COLUMNS.intersection(names))
     if reserved:
-        raise ManifestError(
-            f"manifest columns {reserved} clash with output columns; rename them"
-        )
+        raise ManifestError(f"manifest columns {reserved} clash with output columns; rename them")
     for optional in (schema.ID, schema.TASK, schema.PROMPT):
-        if optional in names:
-            field_type = dataset.schema.field(optional).type
-            if not (pa.types.is_string(field_type) or pa.types.is_large_string(field_type)):
-                if optional != schema.ID or not pa.types.is_integer(field_type):
-                    raise ManifestError(f"manifest column '{optional}' must hold strings")
+        if optional in names and not _is_text(dataset.schema.field(optional).type):
+            if optional == schema.ID and pa.types.is_integer(dataset.schema.field(optional).type):
+                continue  # integer ids are fine; the output holds them as strings
+            raise ManifestError(f"manifest column '{optional}' must hold strings")
 
     has_id = schema.ID in names
     num_rows, null_ids = _check_unique_ids(dataset, has_id)
@@ -82,6 +79,10 @@ def validate_manifest(uri: str) -> ManifestInfo:
     if null_ids:
         raise ManifestError(f"manifest has {null_ids} rows with an empty '{schema.ID}'")
     return ManifestInfo(uri=uri, schema=dataset.schema, num_rows=num_rows, has_id=has_id)
+
+
+def _is_text(field_type: pa.DataType) -> bool:
+    return pa.types.is_string(field_type) or pa.types.is_large_string(field_type)
 
 
 def _check_unique_ids(dataset: pads.Dataset, has_id: bool) -> tuple[int, int]:
@@ -98,7 +99,10 @@ def _check_unique_ids(dataset: pads.Dataset, has_id: bool) -> tuple[int, int]:
         keys = [str(v) if v is not None else "" for v in values]
         hashes.append(
             np.fromiter(
-                (int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "little") for k in keys),
+                (
+                    int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "little")
+                    for k in keys
+                ),
                 dtype=np.uint64,
                 count=len(keys),
             )
@@ -109,7 +113,11 @@ def _check_unique_ids(dataset: pads.Dataset, has_id: bool) -> tuple[int, int]:
     uniques, counts = np.unique(all_hashes, return_counts=True)
     duplicates = int((counts > 1).sum())
     if duplicates:
-        what = f"'{schema.ID}' values" if has_id else f"'{schema.URI}' values (and no '{schema.ID}' column)"
+        what = (
+            f"'{schema.ID}' values"
+            if has_id
+            else f"'{schema.URI}' values (and no '{schema.ID}' column)"
+        )
         raise ManifestError(
             f"manifest has {duplicates} duplicated {what}; every row needs a unique id"
             + ("" if has_id else ": add an 'id' column or drop the repeated uris")

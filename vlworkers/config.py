@@ -12,8 +12,12 @@ class _Frozen(BaseModel):
 class PreprocessConfig(_Frozen):
     """What the CPU stage needs: fetch limits and the pixel size the model wants."""
 
-    target_size: int = Field(description="Longest image side, in pixels, shipped to the model actors.")
-    max_image_bytes: int = Field(50 * 1024 * 1024, description="Bytes above which a file is refused.")
+    target_size: int = Field(
+        description="Longest image side, in pixels, shipped to the model actors."
+    )
+    max_image_bytes: int = Field(
+        50 * 1024 * 1024, description="Bytes above which a file is refused."
+    )
     max_image_pixels: int = Field(
         64_000_000, description="Declared width*height above which an image is refused unread."
     )

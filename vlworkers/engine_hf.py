@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from PIL import Image
@@ -44,30 +45,37 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
+def _load(config: EngineConfig, dtype: torch.dtype, attn: str | None) -> tuple[Any, Any]:
+    try:
+        processor = AutoProcessor.from_pretrained(
+            config.model, revision=config.revision, trust_remote_code=config.trust_remote_code
+        )
+        model = AutoModelForImageTextToText.from_pretrained(
+            config.model,
+            revision=config.revision,
+            trust_remote_code=config.trust_remote_code,
+            dtype=dtype,
+            **({"attn_implementation": attn} if attn else {}),
+        )
+    except Exception as exc:
+        raise ModelLoadError(f"cannot load model {config.model!r}: {exc}") from exc
+    return processor, model
+
+
 class HFEngine:
     def __init__(self, config: EngineConfig) -> None:
         self.model_name = config.model
         self.device = pick_device(config.device)
         self.dtype = pick_dtype(config.dtype, self.device)
         attn = config.attn_implementation or ("sdpa" if self.device.type == "cuda" else None)
-        try:
-            self.processor = AutoProcessor.from_pretrained(
-                config.model, revision=config.revision, trust_remote_code=config.trust_remote_code
-            )
-            self.model = AutoModelForImageTextToText.from_pretrained(
-                config.model,
-                revision=config.revision,
-                trust_remote_code=config.trust_remote_code,
-                dtype=self.dtype,
-                **({"attn_implementation": attn} if attn else {}),
-            )
-        except Exception as exc:
-            raise ModelLoadError(f"cannot load model {config.model!r}: {exc}") from exc
+        self.processor, self.model = _load(config, self.dtype, attn)
         self.model.to(self.device).eval()
         tokenizer = self.processor.tokenizer
         tokenizer.padding_side = "left"  # decoder-only generation continues from the right edge
         self.eos_token_id = tokenizer.eos_token_id
-        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_token_id
+        self.pad_token_id = (
+            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_token_id
+        )
         logger.info("loaded %s on %s as %s", config.model, self.device, self.dtype)
 
     def chat_prompt(self, instruction: str) -> str:
@@ -87,7 +95,10 @@ class HFEngine:
             outputs = self._generate_resilient([requests[i] for i in indices], max_new_tokens)
             for index, output in zip(indices, outputs, strict=True):
                 results[index] = output
-        return [r if r is not None else GenerationResult(error_kind=ErrorKind.GENERATION_ERROR.value) for r in results]
+        return [
+            r if r is not None else GenerationResult(error_kind=ErrorKind.GENERATION_ERROR.value)
+            for r in results
+        ]
 
     def _generate_resilient(
         self, requests: Sequence[GenerationRequest], max_new_tokens: int
@@ -102,7 +113,9 @@ class HFEngine:
             if len(requests) == 1:
                 kind = ErrorKind.OOM if oom else ErrorKind.GENERATION_ERROR
                 logger.warning("generation failed for one row: %s", exc)
-                return [GenerationResult(error_kind=kind.value, error=f"{type(exc).__name__}: {exc}")]
+                return [
+                    GenerationResult(error_kind=kind.value, error=f"{type(exc).__name__}: {exc}")
+                ]
             if oom:
                 middle = len(requests) // 2
                 logger.warning("out of memory on a batch of %d; splitting", len(requests))

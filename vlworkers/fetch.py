@@ -47,13 +47,18 @@ def _fetch_http(uri: str, limits: FetchLimits, session: requests.Session) -> byt
     try:
         with session.get(uri, stream=True, timeout=limits.timeout_s) as response:
             if response.status_code == 404 or response.status_code == 410:
-                raise FetchError(ErrorKind.NOT_FOUND, f"HTTP {response.status_code} for {storage.redact(uri)}")
+                raise FetchError(
+                    ErrorKind.NOT_FOUND, f"HTTP {response.status_code} for {storage.redact(uri)}"
+                )
             if response.status_code in (401, 403):
                 raise FetchError(
-                    ErrorKind.PERMISSION_DENIED, f"HTTP {response.status_code} for {storage.redact(uri)}"
+                    ErrorKind.PERMISSION_DENIED,
+                    f"HTTP {response.status_code} for {storage.redact(uri)}",
                 )
             if response.status_code >= 400:
-                raise FetchError(ErrorKind.FETCH_ERROR, f"HTTP {response.status_code} for {storage.redact(uri)}")
+                raise FetchError(
+                    ErrorKind.FETCH_ERROR, f"HTTP {response.status_code} for {storage.redact(uri)}"
+                )
             declared = response.headers.get("Content-Length")
             if declared and declared.isdigit() and int(declared) > limits.max_bytes:
                 raise _too_large(uri, limits)
@@ -68,7 +73,9 @@ def _fetch_http(uri: str, limits: FetchLimits, session: requests.Session) -> byt
     except FetchError:
         raise
     except requests.RequestException as exc:
-        raise FetchError(ErrorKind.FETCH_ERROR, f"cannot fetch {storage.redact(uri)}: {type(exc).__name__}") from exc
+        raise FetchError(
+            ErrorKind.FETCH_ERROR, f"cannot fetch {storage.redact(uri)}: {type(exc).__name__}"
+        ) from exc
 
 
 def _fetch_fsspec(uri: str, limits: FetchLimits) -> bytes:
@@ -79,9 +86,13 @@ def _fetch_fsspec(uri: str, limits: FetchLimits) -> bytes:
     except FileNotFoundError as exc:
         raise FetchError(ErrorKind.NOT_FOUND, f"not found: {storage.redact(uri)}") from exc
     except PermissionError as exc:
-        raise FetchError(ErrorKind.PERMISSION_DENIED, f"access denied: {storage.redact(uri)}") from exc
+        raise FetchError(
+            ErrorKind.PERMISSION_DENIED, f"access denied: {storage.redact(uri)}"
+        ) from exc
     except IsADirectoryError as exc:
-        raise FetchError(ErrorKind.NOT_FOUND, f"{storage.redact(uri)} is a folder, not a file") from exc
+        raise FetchError(
+            ErrorKind.NOT_FOUND, f"{storage.redact(uri)} is a folder, not a file"
+        ) from exc
     except Exception as exc:  # transport errors from any fsspec backend
         raise FetchError(
             ErrorKind.FETCH_ERROR, f"cannot read {storage.redact(uri)}: {type(exc).__name__}: {exc}"

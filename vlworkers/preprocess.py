@@ -84,7 +84,9 @@ def _column(batch: pa.Table, name: str) -> list:
     return [None] * batch.num_rows
 
 
-def _resolve(row: PreparedRow, row_task: str | None, row_prompt: str | None, config: PreprocessConfig) -> None:
+def _resolve(
+    row: PreparedRow, row_task: str | None, row_prompt: str | None, config: PreprocessConfig
+) -> None:
     try:
         resolved = resolve_task(
             row_task, row_prompt, config.default_task, config.default_prompt, config.max_new_tokens
@@ -94,7 +96,11 @@ def _resolve(row: PreparedRow, row_task: str | None, row_prompt: str | None, con
         row.prompt = row_prompt
         row.fail(ErrorKind.INVALID_TASK, str(exc))
         return
-    row.task, row.prompt, row.max_new_tokens = resolved.task, resolved.prompt, resolved.max_new_tokens
+    row.task, row.prompt, row.max_new_tokens = (
+        resolved.task,
+        resolved.prompt,
+        resolved.max_new_tokens,
+    )
 
 
 def _load(

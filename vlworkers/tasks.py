@@ -84,4 +84,6 @@ def resolve_task(
     if not prompt:
         raise UnknownTaskError("task 'custom' needs a prompt (--prompt or a 'prompt' column)")
     # The job's --max-new-tokens, when given, replaces every task's own limit.
-    return ResolvedTask(task=task, prompt=prompt, max_new_tokens=max_new_tokens or spec.max_new_tokens)
+    return ResolvedTask(
+        task=task, prompt=prompt, max_new_tokens=max_new_tokens or spec.max_new_tokens
+    )

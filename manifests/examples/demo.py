@@ -20,7 +20,10 @@ def _scene(size: tuple[int, int], sky: str, ground: str, sun: str) -> Image.Imag
     draw = ImageDraw.Draw(image)
     width, height = size
     draw.rectangle([0, height * 2 // 3, width, height], fill=ground)
-    draw.ellipse([width * 3 // 4, height // 10, width * 3 // 4 + height // 5, height // 10 + height // 5], fill=sun)
+    draw.ellipse(
+        [width * 3 // 4, height // 10, width * 3 // 4 + height // 5, height // 10 + height // 5],
+        fill=sun,
+    )
     return image
 
 

@@ -40,9 +40,15 @@ def ray_env() -> dict[str, str]:
 def ray_head():
     dashboard_port = free_port()
     start = [
-        RAY, "start", "--head", "--num-cpus=2", f"--port={free_port()}",
-        "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-        f"--dashboard-port={dashboard_port}", "--disable-usage-stats",
+        RAY,
+        "start",
+        "--head",
+        "--num-cpus=2",
+        f"--port={free_port()}",
+        "--include-dashboard=true",
+        "--dashboard-host=127.0.0.1",
+        f"--dashboard-port={dashboard_port}",
+        "--disable-usage-stats",
     ]
     subprocess.run(start, check=True, env=ray_env(), capture_output=True, timeout=180)
     address = f"http://127.0.0.1:{dashboard_port}"
@@ -63,9 +69,19 @@ def ray_head():
 
 def submit(address: str, *job_args: str) -> subprocess.CompletedProcess:
     command = [
-        RAY, "job", "submit", "--address", address,
-        "--runtime-env", str(RUNTIME_ENV), "--working-dir", ".",
-        "--", "python", "jobs/caption.py", *job_args,
+        RAY,
+        "job",
+        "submit",
+        "--address",
+        address,
+        "--runtime-env",
+        str(RUNTIME_ENV),
+        "--working-dir",
+        ".",
+        "--",
+        "python",
+        "jobs/caption.py",
+        *job_args,
     ]
     return subprocess.run(
         command, cwd=REPO_ROOT, env=ray_env(), capture_output=True, text=True, timeout=480

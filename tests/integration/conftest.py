@@ -26,12 +26,48 @@ def mixed_manifest(tmp_path) -> tuple[Path, dict[str, dict]]:
     images.mkdir()
     files = write_images(images)
     rows = [
-        {"id": "cap", "uri": str(images / "photo.jpg"), "task": None, "prompt": None, "shelf": "A1"},
-        {"id": "alt", "uri": str(images / "wide.jpg"), "task": "alt_text", "prompt": None, "shelf": "A2"},
-        {"id": "ocr", "uri": str(images / "label.png"), "task": "ocr", "prompt": None, "shelf": "B1"},
-        {"id": "own", "uri": str(images / "photo.jpg"), "task": None, "prompt": "Name the colours.", "shelf": "B2"},
-        {"id": "bad", "uri": str(images / "broken.jpg"), "task": None, "prompt": None, "shelf": "C1"},
-        {"id": "gone", "uri": str(images / "missing.png"), "task": None, "prompt": None, "shelf": "C2"},
+        {
+            "id": "cap",
+            "uri": str(images / "photo.jpg"),
+            "task": None,
+            "prompt": None,
+            "shelf": "A1",
+        },
+        {
+            "id": "alt",
+            "uri": str(images / "wide.jpg"),
+            "task": "alt_text",
+            "prompt": None,
+            "shelf": "A2",
+        },
+        {
+            "id": "ocr",
+            "uri": str(images / "label.png"),
+            "task": "ocr",
+            "prompt": None,
+            "shelf": "B1",
+        },
+        {
+            "id": "own",
+            "uri": str(images / "photo.jpg"),
+            "task": None,
+            "prompt": "Name the colours.",
+            "shelf": "B2",
+        },
+        {
+            "id": "bad",
+            "uri": str(images / "broken.jpg"),
+            "task": None,
+            "prompt": None,
+            "shelf": "C1",
+        },
+        {
+            "id": "gone",
+            "uri": str(images / "missing.png"),
+            "task": None,
+            "prompt": None,
+            "shelf": "C2",
+        },
     ]
     path = tmp_path / "batch.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path)

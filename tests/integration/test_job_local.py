@@ -19,7 +19,10 @@ pytestmark = pytest.mark.usefixtures("local_ray")
 def test_job_writes_one_row_per_manifest_row(arch, mixed_manifest, tiny_model, tiny_hybrid_model):
     manifest, expected = mixed_manifest
     model = str(tiny_model if arch == "siglip" else tiny_hybrid_model)
-    assert main([str(manifest), "--model", model, "--batch-size", "2", "--max-new-tokens", "12"]) == EXIT_OK
+    assert (
+        main([str(manifest), "--model", model, "--batch-size", "2", "--max-new-tokens", "12"])
+        == EXIT_OK
+    )
 
     output = manifest.parent / "batch.captions"
     table = pq.read_table(output)
@@ -38,8 +41,12 @@ def test_job_writes_one_row_per_manifest_row(arch, mixed_manifest, tiny_model, t
         assert row["shelf"] == want["shelf"]
         assert row["attempts"] == 1
         assert row["width"] > 0 and row["height"] > 0
-    assert rows["cap"]["task"] == "caption" and rows["cap"]["prompt"] == TASKS["caption"].instruction
-    assert rows["alt"]["task"] == "alt_text" and rows["alt"]["prompt"] == TASKS["alt_text"].instruction
+    assert (
+        rows["cap"]["task"] == "caption" and rows["cap"]["prompt"] == TASKS["caption"].instruction
+    )
+    assert (
+        rows["alt"]["task"] == "alt_text" and rows["alt"]["prompt"] == TASKS["alt_text"].instruction
+    )
     assert rows["ocr"]["task"] == "ocr" and rows["ocr"]["prompt"] == TASKS["ocr"].instruction
     assert rows["own"]["prompt"] == "Name the colours."
     assert (rows["alt"]["width"], rows["alt"]["height"]) == (640, 160)
@@ -61,7 +68,19 @@ def test_job_writes_one_row_per_manifest_row(arch, mixed_manifest, tiny_model, t
 def test_task_limits_and_limit_option(mixed_manifest, tiny_model, tmp_path):
     manifest, _ = mixed_manifest
     output = tmp_path / "out"
-    code = main([str(manifest), "--model", str(tiny_model), "--output", str(output), "--limit", "3", "--task", "alt_text"])
+    code = main(
+        [
+            str(manifest),
+            "--model",
+            str(tiny_model),
+            "--output",
+            str(output),
+            "--limit",
+            "3",
+            "--task",
+            "alt_text",
+        ]
+    )
     assert code == EXIT_OK
     rows = {row["id"]: row for row in pq.read_table(output).to_pylist()}
     assert len(rows) == 3

@@ -73,7 +73,10 @@ def test_s3_manifest_images_and_output_with_http_images(bucket, tiny_model, tmp_
     assert by_uri[f"s3://{bucket}/images/ünïcode/label.png"]["status"] == "ok"
     assert by_uri[f"s3://{bucket}/images/absent.jpg"]["error_kind"] == "not_found"
     http_rows = [row for uri, row in by_uri.items() if uri.startswith("http")]
-    assert sorted((r["status"], r["error_kind"]) for r in http_rows) == [("failed", "not_found"), ("ok", None)]
+    assert sorted((r["status"], r["error_kind"]) for r in http_rows) == [
+        ("failed", "not_found"),
+        ("ok", None),
+    ]
     assert {row["batch"] for row in by_uri.values()} == {"b1"}
     assert len({row["id"] for row in by_uri.values()}) == 5  # derived from the uri
 
@@ -87,7 +90,12 @@ def test_local_manifest_to_s3_output(bucket, tiny_model, tmp_path):
     manifest = tmp_path / "m.parquet"
     pq.write_table(pa.table({"id": ["x"], "uri": [str(image)]}), manifest)
     output = f"s3://{bucket}/out"
-    assert main([str(manifest), "--model", str(tiny_model), "--output", output, "--max-new-tokens", "4"]) == EXIT_OK
+    assert (
+        main(
+            [str(manifest), "--model", str(tiny_model), "--output", output, "--max-new-tokens", "4"]
+        )
+        == EXIT_OK
+    )
     fs = fsspec.filesystem("s3", skip_instance_cache=True)
     rows = pq.read_table(f"{bucket}/out", filesystem=fs).to_pylist()
     assert [(r["id"], r["status"]) for r in rows] == [("x", "ok")]

@@ -20,7 +20,9 @@ def engine(request, tiny_model, tiny_hybrid_model) -> HFEngine:
 
 def request_for(seed: int, max_new_tokens: int = 6, shape=(24, 32)) -> GenerationRequest:
     pixels = np.random.default_rng(seed).integers(0, 255, (*shape, 3), dtype=np.uint8)
-    return GenerationRequest(pixels=pixels, prompt="Describe this image.", max_new_tokens=max_new_tokens)
+    return GenerationRequest(
+        pixels=pixels, prompt="Describe this image.", max_new_tokens=max_new_tokens
+    )
 
 
 def test_prompt_follows_the_deepseek_conversation_format(engine):

@@ -90,7 +90,10 @@ def test_animated_gif_uses_first_frame():
         (jpeg_bytes()[:400], ErrorKind.DECODE_ERROR),
         (np.random.default_rng(0).bytes(2000), ErrorKind.DECODE_ERROR),
         (b"<!DOCTYPE html><html><body>Not found</body></html>", ErrorKind.DECODE_ERROR),
-        (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"></svg>', ErrorKind.UNSUPPORTED_FORMAT),
+        (
+            b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"></svg>',
+            ErrorKind.UNSUPPORTED_FORMAT,
+        ),
         (png_bytes()[:60] + b"\x00" * 50, ErrorKind.DECODE_ERROR),
     ],
 )

@@ -15,7 +15,11 @@ def test_job_default_task_applies_to_rows_without_one():
 def test_each_task_has_its_own_prompt_and_limit():
     prompts = {name: spec.instruction for name, spec in TASKS.items() if name != "custom"}
     assert len(set(prompts.values())) == len(prompts)
-    assert TASKS["alt_text"].max_new_tokens < TASKS["caption"].max_new_tokens < TASKS["ocr"].max_new_tokens
+    assert (
+        TASKS["alt_text"].max_new_tokens
+        < TASKS["caption"].max_new_tokens
+        < TASKS["ocr"].max_new_tokens
+    )
 
 
 def test_row_task_and_prompt_override_the_job():
