@@ -32,6 +32,16 @@ def _replicas(text: str) -> tuple[int, int]:
     return low, high
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
 def _gpus(text: str) -> float:
     try:
         value = float(text)
@@ -108,7 +118,54 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=_positive_int, help="Process only the first N rows (a dry run)."
     )
     parser.add_argument(
-        "--overwrite", action="store_true", help="Delete an existing output folder first."
+        "--overwrite",
+        action="store_true",
+        help="Delete an existing output folder first (default: resume: rows that already "
+        "have a final row are not redone).",
+    )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="On resume, also redo rows whose last try failed transiently "
+        "(timeout, unavailable, oom).",
+    )
+    parser.add_argument(
+        "--max-failure-rate",
+        type=_fraction,
+        default=0.9,
+        help="Stop the job when more than this share of the first rows failed: a setup "
+        "problem, not bad data (default: 0.9; 1 disables).",
+    )
+    parser.add_argument(
+        "--failure-check-rows",
+        type=_positive_int,
+        default=200,
+        help="How many first rows per model replica judge --max-failure-rate (default: 200).",
+    )
+    parser.add_argument(
+        "--fetch-attempts",
+        type=_positive_int,
+        default=4,
+        help="Tries per image for transient failures: 5xx, 429, timeouts, dropped "
+        "connections (default: 4).",
+    )
+    parser.add_argument(
+        "--retry-base-delay",
+        type=float,
+        default=0.5,
+        help="First retry delay in seconds; doubles per retry, with jitter (default: 0.5).",
+    )
+    parser.add_argument(
+        "--retry-max-delay",
+        type=float,
+        default=20.0,
+        help="Cap on one retry delay in seconds (default: 20).",
+    )
+    parser.add_argument(
+        "--allow-private-addresses",
+        action="store_true",
+        help="Let http(s) fetches reach loopback, private, link-local and metadata addresses "
+        "(refused by default: manifest URLs may be hostile).",
     )
     parser.add_argument(
         "--device",
@@ -165,6 +222,9 @@ def parse_config(argv: list[str] | None, target_size: int = 0) -> JobConfig:
         output=args.output or storage.default_output_uri(args.manifest),
         limit=args.limit,
         overwrite=args.overwrite,
+        retry_failed=args.retry_failed,
+        max_failure_rate=args.max_failure_rate,
+        failure_check_rows=args.failure_check_rows,
         batch_size=args.batch_size,
         min_replicas=min_replicas,
         max_replicas=max_replicas,
@@ -177,6 +237,10 @@ def parse_config(argv: list[str] | None, target_size: int = 0) -> JobConfig:
             max_image_bytes=args.max_image_bytes,
             min_image_side=args.min_image_side,
             fetch_timeout_s=args.fetch_timeout,
+            fetch_attempts=args.fetch_attempts,
+            retry_base_delay_s=args.retry_base_delay,
+            retry_max_delay_s=args.retry_max_delay,
+            allow_private_addresses=args.allow_private_addresses,
             default_task=task,
             default_prompt=args.prompt,
             max_new_tokens=args.max_new_tokens,

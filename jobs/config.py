@@ -16,6 +16,15 @@ class JobConfig(BaseModel):
     output: str = Field(description="Output folder URI; result shards and `_`-prefixed side files.")
     limit: int | None = Field(None, description="Process only the first N manifest rows.")
     overwrite: bool = Field(False, description="Delete an existing output folder first.")
+    retry_failed: bool = Field(
+        False, description="Redo rows whose last try failed transiently (timeouts, 5xx, OOM)."
+    )
+    max_failure_rate: float = Field(
+        0.9, description="Stop the job when more than this share of the first rows failed."
+    )
+    failure_check_rows: int = Field(
+        200, description="How many first rows (per model replica) judge --max-failure-rate."
+    )
     batch_size: int = Field(8, description="Rows per generate call on one model replica.")
     min_replicas: int = Field(1, description="Smallest model actor pool.")
     max_replicas: int = Field(1, description="Largest model actor pool.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pyarrow as pa
 import ray
 
@@ -11,6 +12,8 @@ from jobs.config import JobConfig
 from manifests import schema
 from vlworkers import storage
 from vlworkers.actor import CaptionActor
+from vlworkers.atomic_write import atomic_arrow_filesystem
+from vlworkers.failure_guard import FailureGuard
 from vlworkers.preprocess import preprocess_batch
 
 logger = logging.getLogger(__name__)
@@ -34,14 +37,20 @@ def resolve_gpus_per_replica(config: JobConfig) -> float:
     return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
 
 
-def build_dataset(config: JobConfig, manifest_schema: pa.Schema) -> ray.data.Dataset:
+def build_dataset(
+    config: JobConfig, manifest_schema: pa.Schema, done_ids: np.ndarray
+) -> ray.data.Dataset:
     manifest_fs, manifest_path = storage.resolve(config.manifest)
     dataset = ray.data.read_parquet(manifest_path, filesystem=storage.arrow_filesystem(manifest_fs))
     if config.limit is not None:
         dataset = dataset.limit(config.limit)
     dataset = dataset.map_batches(
         preprocess_batch,  # type: ignore[arg-type]  # Ray's stubs omit fn_kwargs functions
-        fn_kwargs={"config": config.preprocess},
+        # In a list so Ray hands the workers the reference, fetched once where needed.
+        fn_kwargs={
+            "config": config.preprocess,
+            "done_ids": [ray.put(done_ids)] if done_ids.size else None,
+        },
         batch_format="pyarrow",
         batch_size=preprocess_batch_size(config.preprocess.target_size, config.batch_size),
         num_cpus=1,
@@ -63,6 +72,7 @@ def build_dataset(config: JobConfig, manifest_schema: pa.Schema) -> ray.data.Dat
         fn_constructor_kwargs={
             "engine_config": config.engine,
             "output_schema": schema.output_schema(manifest_schema),
+            "failure_guard": FailureGuard(config.max_failure_rate, config.failure_check_rows),
         },
         batch_format="pyarrow",
         batch_size=config.batch_size,
@@ -74,11 +84,11 @@ def build_dataset(config: JobConfig, manifest_schema: pa.Schema) -> ray.data.Dat
     )
 
 
-def run_pipeline(config: JobConfig, manifest_schema: pa.Schema) -> None:
-    dataset = build_dataset(config, manifest_schema)
+def run_pipeline(config: JobConfig, manifest_schema: pa.Schema, done_ids: np.ndarray) -> None:
+    dataset = build_dataset(config, manifest_schema, done_ids)
     output_fs, output_path = storage.resolve(config.output)
     dataset.write_parquet(
         output_path,
-        filesystem=storage.arrow_filesystem(output_fs),
+        filesystem=atomic_arrow_filesystem(output_fs),
         min_rows_per_file=config.rows_per_file,
     )

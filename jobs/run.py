@@ -17,6 +17,8 @@ from jobs import cli, summary
 from jobs.config import JobConfig
 from jobs.model_probe import probe_model
 from jobs.pipeline import run_pipeline
+from jobs.resume import OutputMismatchError, ResumeState, prepare_resume
+from manifests import schema
 from manifests.validate import ManifestError, ManifestInfo, validate_manifest
 from vlworkers import storage
 from vlworkers.engine_hf import ModelLoadError
@@ -32,20 +34,39 @@ class OutputError(ValueError):
     pass
 
 
-def prepare_output(config: JobConfig) -> None:
+def prepare_output(config: JobConfig, manifest: ManifestInfo) -> ResumeState:
+    """Empty the output for --overwrite; otherwise find what an earlier run finished."""
     fs, path = storage.resolve(config.output)
-    if not fs.exists(path):
-        return
-    if not fs.isdir(path):
+    if fs.exists(path) and not fs.isdir(path):
         raise OutputError(f"output {storage.redact(config.output)} exists and is not a folder")
-    if fs.ls(path, detail=False):
-        if not config.overwrite:
-            raise OutputError(
-                f"output {storage.redact(config.output)} already holds files; "
-                "pass --overwrite to replace them, or choose another --output"
-            )
+    if config.overwrite and fs.exists(path):
         logger.info("removing the existing output %s", storage.redact(config.output))
         fs.rm(path, recursive=True)
+    state = prepare_resume(
+        config.output, schema.output_schema(manifest.schema), config.retry_failed
+    )
+    if state.done_rows:
+        logger.info(
+            "resuming: %d rows already have a final row%s",
+            state.done_rows,
+            f"; {state.requeued_rows} transient failures will be retried"
+            if state.requeued_rows
+            else "",
+        )
+    return state
+
+
+# Messages of transient object-store errors, as s3fs and gcsfs word them, on top of
+# Ray Data's own list (worded for pyarrow's S3 client): reads and writes retry on these.
+_RETRIED_IO_ERRORS = (
+    "SlowDown",
+    "reduce your request rate",
+    "ServiceUnavailable",
+    "InternalError",
+    "Connection reset",
+    "Connection refused",
+    "timed out",
+)
 
 
 def init_ray(config: JobConfig) -> None:
@@ -55,14 +76,16 @@ def init_ray(config: JobConfig) -> None:
     # With no address, start Ray here rather than join whatever cluster
     # /tmp/ray/ray_current_cluster names (possibly a dead one).
     ray.init(address=address or "local", logging_level=logging.WARNING, log_to_driver=True)
-    ray.data.DataContext.get_current().enable_progress_bars = sys.stderr.isatty()
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = sys.stderr.isatty()
+    context.retried_io_errors = [*context.retried_io_errors, *_RETRIED_IO_ERRORS]
 
 
-def check_inputs(argv: list[str] | None) -> tuple[JobConfig, ManifestInfo]:
+def check_inputs(argv: list[str] | None) -> tuple[JobConfig, ManifestInfo, ResumeState]:
     config = cli.parse_config(argv)
     manifest = validate_manifest(config.manifest)
-    prepare_output(config)
     model = probe_model(config.engine)
+    resume = prepare_output(config, manifest)  # last: it may change the output folder
     logger.info(
         "manifest %s: %d rows; model %s (%s, images at %d px)",
         storage.redact(config.manifest),
@@ -72,7 +95,7 @@ def check_inputs(argv: list[str] | None) -> tuple[JobConfig, ManifestInfo]:
         model.target_size,
     )
     preprocess = config.preprocess.model_copy(update={"target_size": model.target_size})
-    return config.model_copy(update={"preprocess": preprocess}), manifest
+    return config.model_copy(update={"preprocess": preprocess}), manifest, resume
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,15 +103,15 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        config, manifest = check_inputs(argv)
-    except (ManifestError, OutputError, ModelLoadError) as exc:
+        config, manifest, resume = check_inputs(argv)
+    except (ManifestError, OutputError, OutputMismatchError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
     started = time.monotonic()
     init_ray(config)
     try:
-        run_pipeline(config, manifest.schema)
+        run_pipeline(config, manifest.schema, resume.done_hashes)
     except Exception as exc:
         logger.error("the job failed: %s", _root_message(exc))
         return EXIT_FAILED

@@ -25,9 +25,12 @@ class ErrorKind(str, Enum):
 
     INVALID_URI = "invalid_uri"
     INVALID_TASK = "invalid_task"
+    BLOCKED_ADDRESS = "blocked_address"
     NOT_FOUND = "not_found"
     PERMISSION_DENIED = "permission_denied"
     FETCH_ERROR = "fetch_error"
+    TIMEOUT = "timeout"
+    UNAVAILABLE = "unavailable"
     TOO_LARGE = "too_large"
     EMPTY_FILE = "empty_file"
     DECODE_ERROR = "decode_error"
@@ -35,6 +38,12 @@ class ErrorKind(str, Enum):
     TOO_SMALL = "too_small"
     OOM = "oom"
     GENERATION_ERROR = "generation_error"
+
+
+# Failures that may pass on a later try: retried within a run, and again by --retry-failed.
+TRANSIENT_ERROR_KINDS = frozenset(
+    {ErrorKind.TIMEOUT.value, ErrorKind.UNAVAILABLE.value, ErrorKind.OOM.value}
+)
 
 
 # The output's own columns, in order. Carried manifest columns follow them.

@@ -6,7 +6,6 @@ They stream the manifest column by column, so a million-row manifest costs a few
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +13,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from manifests import schema
+from manifests.ids import id_hashes
 from vlworkers import storage
 
 
@@ -27,11 +27,6 @@ class ManifestInfo:
     schema: pa.Schema
     num_rows: int
     has_id: bool
-
-
-def derive_id(uri: str) -> str:
-    """A stable id for rows without one: the same uri always gets the same id."""
-    return hashlib.sha256(uri.encode("utf-8")).hexdigest()[:24]
 
 
 def open_manifest(uri: str) -> pads.Dataset:
@@ -96,17 +91,7 @@ def _check_unique_ids(dataset: pads.Dataset, has_id: bool) -> tuple[int, int]:
         num_rows += len(values)
         if has_id:
             null_ids += sum(1 for v in values if v is None or v == "")
-        keys = [str(v) if v is not None else "" for v in values]
-        hashes.append(
-            np.fromiter(
-                (
-                    int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "little")
-                    for k in keys
-                ),
-                dtype=np.uint64,
-                count=len(keys),
-            )
-        )
+        hashes.append(id_hashes(str(v) if v is not None else "" for v in values))
     if not hashes:
         return 0, 0
     all_hashes = np.concatenate(hashes)

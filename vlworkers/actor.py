@@ -17,6 +17,7 @@ from manifests.schema import Status
 from vlworkers.config import EngineConfig
 from vlworkers.engine import Engine, GenerationRequest, GenerationResult
 from vlworkers.engine_hf import HFEngine
+from vlworkers.failure_guard import FailureGuard
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +27,11 @@ def load_engine(config: EngineConfig) -> Engine:
 
 
 class CaptionActor:
-    def __init__(self, engine_config: EngineConfig, output_schema: pa.Schema) -> None:
+    def __init__(
+        self, engine_config: EngineConfig, output_schema: pa.Schema, failure_guard: FailureGuard
+    ) -> None:
         started = time.monotonic()
+        self.failure_guard = failure_guard
         self.engine = load_engine(engine_config)
         self.model_label = engine_config.model + (
             f"@{engine_config.revision}" if engine_config.revision else ""
@@ -42,7 +46,11 @@ class CaptionActor:
         if pending:
             requests = [self._request(batch, i) for i in pending]
             results = dict(zip(pending, self.engine.generate(requests), strict=True))
-        return self._to_output(batch, statuses, results)
+        output = self._to_output(batch, statuses, results)
+        self.failure_guard.observe(
+            output.column("status").to_pylist(), output.column("error_kind").to_pylist()
+        )
+        return output
 
     @staticmethod
     def _request(batch: pa.Table, index: int) -> GenerationRequest:

@@ -24,6 +24,12 @@ class PreprocessConfig(_Frozen):
     min_image_side: int = Field(8, description="Images with a shorter side are skipped (spacers).")
     fetch_timeout_s: float = Field(30.0, description="Per-request timeout for every fetch.")
     fetch_threads: int = Field(16, description="Concurrent fetches inside one CPU task.")
+    fetch_attempts: int = Field(4, description="Tries per image for transient failures.")
+    retry_base_delay_s: float = Field(0.5, description="First backoff delay; doubles per retry.")
+    retry_max_delay_s: float = Field(20.0, description="Cap on one backoff delay.")
+    allow_private_addresses: bool = Field(
+        False, description="Let http(s) fetches reach loopback, private and link-local hosts."
+    )
     default_task: str = Field(description="Task for rows without a 'task' column value.")
     default_prompt: str | None = Field(None, description="Instruction replacing the task's own.")
     max_new_tokens: int | None = Field(None, description="Overrides every task's token limit.")

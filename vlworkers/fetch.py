@@ -1,23 +1,38 @@
-"""Fetch image bytes from any URI with a byte cap and a timeout.
+"""Fetch image bytes from any URI: byte cap, deadline, retries, and typed failures.
 
 http(s) goes through requests (streamed, so an oversized file is cut off while it
-arrives); everything else through fsspec (local, s3fs, gcsfs, ...).
+arrives; redirects followed by hand so every hop passes the address guard); everything
+else through fsspec (local, s3fs, gcsfs, ...).
+
+Retries are ours rather than botocore's or urllib3's: the output records the tries made
+for every row, --retry-failed needs one transient/permanent split across every storage
+backend, and a row needs one deadline however many layers retry below it. So the image
+filesystems are opened with their own retries turned down to a single try.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+from urllib.parse import urljoin
 
 import requests
 
 from manifests.schema import ErrorKind
 from vlworkers import storage
+from vlworkers.netguard import BlockedAddressError, check_public
+from vlworkers.retry import Attempts, RetryPolicy, call_with_retries
+
+_MAX_REDIRECTS = 5
+_CHUNK = 256 * 1024
 
 
 @dataclass(frozen=True)
 class FetchLimits:
     max_bytes: int = 50 * 1024 * 1024
-    timeout_s: float = 30.0
+    timeout_s: float = 30.0  # per request: connect, each read, and the whole body
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    allow_private_addresses: bool = False
 
 
 class FetchError(Exception):
@@ -26,14 +41,107 @@ class FetchError(Exception):
         self.kind = kind
         self.message = message
 
+    @property
+    def transient(self) -> bool:
+        return self.kind in (ErrorKind.TIMEOUT, ErrorKind.UNAVAILABLE)
 
-def fetch_bytes(uri: str, limits: FetchLimits, session: requests.Session | None = None) -> bytes:
+
+def fetch_bytes(
+    uri: str,
+    limits: FetchLimits,
+    attempts: Attempts,
+    session: requests.Session | None = None,
+) -> bytes:
+    """The file's bytes, or FetchError. `attempts` counts the tries made."""
     if not uri or not uri.strip():
         raise FetchError(ErrorKind.INVALID_URI, "the row has no uri")
-    scheme = storage.scheme_of(uri)
-    if scheme in ("http", "https"):
-        return _fetch_http(uri, limits, session or requests.Session())
-    return _fetch_fsspec(uri, limits)
+    if storage.scheme_of(uri) in ("http", "https"):
+        http = session or requests.Session()
+        operation = lambda: _fetch_http(uri, limits, http)  # noqa: E731
+    else:
+        operation = lambda: _fetch_fsspec(uri, limits)  # noqa: E731
+    try:
+        return call_with_retries(
+            operation,
+            limits.retry,
+            lambda exc: isinstance(exc, FetchError) and exc.transient,
+            attempts,
+        )
+    except FetchError as exc:
+        if exc.transient and attempts.count > 1:
+            exc.message = f"{exc.message} (gave up after {attempts.count} attempts)"
+        raise
+
+
+def _fetch_http(uri: str, limits: FetchLimits, session: requests.Session) -> bytes:
+    deadline = time.monotonic() + limits.timeout_s
+    url = uri
+    for _ in range(_MAX_REDIRECTS + 1):
+        if not limits.allow_private_addresses:
+            _guard(url)
+        try:
+            with session.get(
+                url, stream=True, timeout=limits.timeout_s, allow_redirects=False
+            ) as response:
+                if response.is_redirect:
+                    url = urljoin(url, response.headers["Location"])
+                    continue
+                _check_status(response.status_code, uri)
+                return _read_body(response, uri, limits, deadline)
+        except FetchError:
+            raise
+        except requests.Timeout as exc:
+            raise FetchError(
+                ErrorKind.TIMEOUT, f"timed out fetching {storage.redact(uri)}"
+            ) from exc
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            raise FetchError(
+                ErrorKind.UNAVAILABLE, f"connection failed for {storage.redact(uri)}"
+            ) from exc
+        except requests.RequestException as exc:
+            raise FetchError(
+                ErrorKind.FETCH_ERROR, f"cannot fetch {storage.redact(uri)}: {type(exc).__name__}"
+            ) from exc
+    raise FetchError(ErrorKind.FETCH_ERROR, f"too many redirects for {storage.redact(uri)}")
+
+
+def _guard(url: str) -> None:
+    try:
+        check_public(url)
+    except BlockedAddressError as exc:
+        raise FetchError(ErrorKind.BLOCKED_ADDRESS, str(exc)) from exc
+    except OSError as exc:  # DNS failure: may pass, the name may be briefly unresolvable
+        raise FetchError(ErrorKind.UNAVAILABLE, storage.redact(str(exc))) from exc
+
+
+def _check_status(status: int, uri: str) -> None:
+    where = storage.redact(uri)
+    if status in (404, 410):
+        raise FetchError(ErrorKind.NOT_FOUND, f"HTTP {status} for {where}")
+    if status in (401, 403):
+        raise FetchError(ErrorKind.PERMISSION_DENIED, f"HTTP {status} for {where}")
+    if status in (408, 425, 429) or status >= 500:
+        raise FetchError(ErrorKind.UNAVAILABLE, f"HTTP {status} for {where}")
+    if status >= 400:
+        raise FetchError(ErrorKind.FETCH_ERROR, f"HTTP {status} for {where}")
+
+
+def _read_body(
+    response: requests.Response, uri: str, limits: FetchLimits, deadline: float
+) -> bytes:
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limits.max_bytes:
+        raise _too_large(uri, limits)
+    chunks = []
+    received = 0
+    for chunk in response.iter_content(chunk_size=_CHUNK):
+        received += len(chunk)
+        if received > limits.max_bytes:
+            raise _too_large(uri, limits)
+        if time.monotonic() > deadline:  # a server dripping bytes never trips the read timeout
+            raise FetchError(ErrorKind.TIMEOUT, f"timed out reading {storage.redact(uri)}")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _too_large(uri: str, limits: FetchLimits) -> FetchError:
@@ -43,60 +151,28 @@ def _too_large(uri: str, limits: FetchLimits) -> FetchError:
     )
 
 
-def _fetch_http(uri: str, limits: FetchLimits, session: requests.Session) -> bytes:
-    try:
-        with session.get(uri, stream=True, timeout=limits.timeout_s) as response:
-            if response.status_code == 404 or response.status_code == 410:
-                raise FetchError(
-                    ErrorKind.NOT_FOUND, f"HTTP {response.status_code} for {storage.redact(uri)}"
-                )
-            if response.status_code in (401, 403):
-                raise FetchError(
-                    ErrorKind.PERMISSION_DENIED,
-                    f"HTTP {response.status_code} for {storage.redact(uri)}",
-                )
-            if response.status_code >= 400:
-                raise FetchError(
-                    ErrorKind.FETCH_ERROR, f"HTTP {response.status_code} for {storage.redact(uri)}"
-                )
-            declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > limits.max_bytes:
-                raise _too_large(uri, limits)
-            chunks = []
-            received = 0
-            for chunk in response.iter_content(chunk_size=256 * 1024):
-                received += len(chunk)
-                if received > limits.max_bytes:
-                    raise _too_large(uri, limits)
-                chunks.append(chunk)
-            return b"".join(chunks)
-    except FetchError:
-        raise
-    except requests.RequestException as exc:
-        raise FetchError(
-            ErrorKind.FETCH_ERROR, f"cannot fetch {storage.redact(uri)}: {type(exc).__name__}"
-        ) from exc
-
-
 def _fetch_fsspec(uri: str, limits: FetchLimits) -> bytes:
+    where = storage.redact(uri)
     try:
-        fs, path = storage.resolve(uri)
+        fs, path = storage.resolve_for_fetch(uri, limits.timeout_s)
+    except (ValueError, ImportError) as exc:
+        raise FetchError(ErrorKind.INVALID_URI, f"cannot open {where}: {exc}") from exc
+    try:
         with fs.open(path, "rb") as handle:
             data = handle.read(limits.max_bytes + 1)
     except FileNotFoundError as exc:
-        raise FetchError(ErrorKind.NOT_FOUND, f"not found: {storage.redact(uri)}") from exc
+        raise FetchError(ErrorKind.NOT_FOUND, f"not found: {where}") from exc
     except PermissionError as exc:
-        raise FetchError(
-            ErrorKind.PERMISSION_DENIED, f"access denied: {storage.redact(uri)}"
-        ) from exc
+        raise FetchError(ErrorKind.PERMISSION_DENIED, f"access denied: {where}") from exc
     except IsADirectoryError as exc:
-        raise FetchError(
-            ErrorKind.NOT_FOUND, f"{storage.redact(uri)} is a folder, not a file"
-        ) from exc
-    except Exception as exc:  # transport errors from any fsspec backend
-        raise FetchError(
-            ErrorKind.FETCH_ERROR, f"cannot read {storage.redact(uri)}: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise FetchError(ErrorKind.NOT_FOUND, f"{where} is a folder, not a file") from exc
+    except TimeoutError as exc:
+        raise FetchError(ErrorKind.TIMEOUT, f"timed out reading {where}") from exc
+    except Exception as exc:  # transport errors of any fsspec backend: worth another try
+        kind = (
+            ErrorKind.TIMEOUT if "timeout" in type(exc).__name__.lower() else ErrorKind.UNAVAILABLE
+        )
+        raise FetchError(kind, f"cannot read {where}: {type(exc).__name__}: {exc}") from exc
     if len(data) > limits.max_bytes:
         raise _too_large(uri, limits)
     return data

@@ -11,15 +11,19 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
+import ray
 import requests
 
 from manifests import schema
+from manifests.ids import derive_id, id_hashes
 from manifests.schema import ErrorKind, Status
-from manifests.validate import derive_id
+from vlworkers import storage
 from vlworkers.config import PreprocessConfig
 from vlworkers.fetch import FetchError, FetchLimits, fetch_bytes
 from vlworkers.images import ImageError, ImageLimits, prepare_image
+from vlworkers.retry import Attempts, RetryPolicy
 from vlworkers.tasks import UnknownTaskError, resolve_task
 
 logger = logging.getLogger(__name__)
@@ -50,23 +54,41 @@ class PreparedRow:
         self.error = message
 
 
-def preprocess_batch(batch: pa.Table, config: PreprocessConfig) -> pa.Table:
-    """Ray Data `map_batches` function: manifest rows in, rows with pixels out."""
-    uris = _column(batch, schema.URI)
-    ids = _column(batch, schema.ID)
-    tasks = _column(batch, schema.TASK)
-    prompts = _column(batch, schema.PROMPT)
-    rows = [
-        PreparedRow(
-            id=str(ids[i]) if ids[i] is not None else derive_id(uris[i] or ""),
-            uri=uris[i],
-        )
-        for i in range(batch.num_rows)
+def preprocess_batch(
+    batch: pa.Table, config: PreprocessConfig, done_ids: list[ray.ObjectRef] | None = None
+) -> pa.Table:
+    """Ray Data `map_batches` function: manifest rows in, rows with pixels out.
+
+    Rows whose id is in `done_ids` (a sorted uint64 hash array in the object store,
+    wrapped in a list so Ray hands us the reference) already have a final output row
+    and are dropped: that is how a rerun resumes.
+    """
+    ids = [
+        str(i) if i is not None else derive_id(u or "")
+        for i, u in zip(_column(batch, schema.ID), _column(batch, schema.URI), strict=True)
     ]
-    for row, row_task, row_prompt in zip(rows, tasks, prompts, strict=True):
+    if done_ids:
+        keep = ~np.isin(id_hashes(ids), ray.get(done_ids[0]))
+        if not keep.all():
+            batch = batch.filter(pa.array(keep))
+            ids = [i for i, k in zip(ids, keep, strict=True) if k]
+    uris = _column(batch, schema.URI)
+    rows = [PreparedRow(id=row_id, uri=uri) for row_id, uri in zip(ids, uris, strict=True)]
+    for row, row_task, row_prompt in zip(
+        rows, _column(batch, schema.TASK), _column(batch, schema.PROMPT), strict=True
+    ):
         _resolve(row, row_task, row_prompt, config)
 
-    limits = FetchLimits(max_bytes=config.max_image_bytes, timeout_s=config.fetch_timeout_s)
+    limits = FetchLimits(
+        max_bytes=config.max_image_bytes,
+        timeout_s=config.fetch_timeout_s,
+        retry=RetryPolicy(
+            attempts=config.fetch_attempts,
+            base_delay_s=config.retry_base_delay_s,
+            max_delay_s=config.retry_max_delay_s,
+        ),
+        allow_private_addresses=config.allow_private_addresses,
+    )
     image_limits = ImageLimits(
         target_size=config.target_size,
         max_pixels=config.max_image_pixels,
@@ -106,13 +128,14 @@ def _resolve(
 def _load(
     row: PreparedRow, limits: FetchLimits, image_limits: ImageLimits, session: requests.Session
 ) -> None:
+    attempts = Attempts()
     try:
-        data = fetch_bytes(row.uri or "", limits, session)
-        row.attempts += 1
+        data = fetch_bytes(row.uri or "", limits, attempts, session)
+        row.attempts = attempts.count
         row.image_sha256 = hashlib.sha256(data).hexdigest()
         image = prepare_image(data, image_limits)
     except FetchError as exc:
-        row.attempts += 1
+        row.attempts = attempts.count
         row.fail(exc.kind, exc.message)
         return
     except ImageError as exc:
@@ -149,7 +172,8 @@ _STAGE_FIELDS = (
 def _to_table(batch: pa.Table, rows: list[PreparedRow]) -> pa.Table:
     values = {
         schema.ID: [r.id for r in rows],
-        schema.URI: [r.uri for r in rows],
+        # Signed query strings and userinfo are credentials: they never reach the output.
+        schema.URI: [storage.redact(r.uri) if r.uri else r.uri for r in rows],
         schema.TASK: [r.task for r in rows],
         schema.PROMPT: [r.prompt for r in rows],
         schema.MAX_NEW_TOKENS: [r.max_new_tokens for r in rows],

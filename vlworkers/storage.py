@@ -28,6 +28,26 @@ def resolve(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
     return fs, path
 
 
+def resolve_for_fetch(uri: str, timeout_s: float) -> tuple[fsspec.AbstractFileSystem, str]:
+    """Like `resolve`, with per-request timeouts and the backend's own retries off.
+
+    The fetch stage retries with its own policy (see vlworkers/fetch.py); stacked retry
+    loops would multiply the tries and blow through the row's deadline.
+    """
+    if scheme_of(uri) not in ("s3", "s3a"):
+        return url_to_fs(uri)
+    fs, path = url_to_fs(
+        uri,
+        config_kwargs={
+            "connect_timeout": timeout_s,
+            "read_timeout": timeout_s,
+            "retries": {"max_attempts": 1, "mode": "standard"},
+        },
+    )
+    fs.retries = 1  # s3fs's own loop around botocore
+    return fs, path
+
+
 def arrow_filesystem(fs: fsspec.AbstractFileSystem) -> pafs.FileSystem:
     return pafs.PyFileSystem(pafs.FSSpecHandler(fs))
 
@@ -43,7 +63,18 @@ def default_output_uri(manifest_uri: str) -> str:
     return stem + ".captions"
 
 
+_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@?#]*@")
+_SECRET_QUERY = re.compile(
+    r"(^|[?&])(x-amz-[^=]*|x-goog-[^=]*|signature|sig|token|access_token|"
+    r"credential|key|apikey|api_key|password|se|sp|sv)=",
+    re.IGNORECASE,
+)
+
+
 def redact(uri: str) -> str:
-    """Drop userinfo and query strings (signed URLs carry credentials there)."""
-    uri = re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@", r"\1", uri)
-    return uri.split("?", 1)[0]
+    """Drop userinfo, and the query string when it signs or authenticates the URL."""
+    uri = _USERINFO.sub(r"\1", uri)
+    base, separator, query = uri.partition("?")
+    if separator and _SECRET_QUERY.search("?" + query):
+        return base + "?<redacted>"
+    return uri

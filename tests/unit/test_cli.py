@@ -65,9 +65,10 @@ def test_unloadable_model_exits_before_ray(manifest, tmp_path, capsys):
     assert not ray.is_initialized()
 
 
-def test_existing_output_needs_overwrite(manifest, tmp_path, tiny_model, capsys):
+def test_output_holding_other_files_is_refused(manifest, tmp_path, tiny_model, capsys):
     output = tmp_path / "out"
     output.mkdir()
     (output / "part.parquet").write_bytes(b"x")
     assert main([manifest, "--output", str(output), "--model", str(tiny_model)]) == EXIT_BAD_INPUT
-    assert "--overwrite" in capsys.readouterr().err
+    assert "choose another --output, or --overwrite" in capsys.readouterr().err
+    assert (output / "part.parquet").exists()  # nothing of the user's is touched

@@ -4,7 +4,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from manifests.validate import ManifestError, derive_id, validate_manifest
+from manifests.ids import derive_id
+from manifests.validate import ManifestError, validate_manifest
 
 
 def write(tmp_path, table: pa.Table, name: str = "m.parquet") -> str:
