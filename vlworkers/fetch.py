@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
 import requests
+import urllib3
 
 from manifests.schema import ErrorKind
 from vlworkers import storage
@@ -90,11 +91,15 @@ def _fetch_http(uri: str, limits: FetchLimits, session: requests.Session) -> byt
                 return _read_body(response, uri, limits, deadline)
         except FetchError:
             raise
-        except requests.Timeout as exc:
+        except (requests.Timeout, urllib3.exceptions.TimeoutError) as exc:
             raise FetchError(
                 ErrorKind.TIMEOUT, f"timed out fetching {storage.redact(uri)}"
             ) from exc
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+        except (
+            requests.ConnectionError,
+            requests.exceptions.ChunkedEncodingError,
+            urllib3.exceptions.HTTPError,  # raised by the raw body reads below
+        ) as exc:
             raise FetchError(
                 ErrorKind.UNAVAILABLE, f"connection failed for {storage.redact(uri)}"
             ) from exc
@@ -134,14 +139,18 @@ def _read_body(
         raise _too_large(uri, limits)
     chunks = []
     received = 0
-    for chunk in response.iter_content(chunk_size=_CHUNK):
+    while True:
+        # read1 returns whatever one socket read brings, so the deadline is checked even
+        # when a server drips a byte at a time (each read alone beats the read timeout).
+        chunk = response.raw.read1(_CHUNK, decode_content=True)
+        if not chunk:
+            return b"".join(chunks)
         received += len(chunk)
         if received > limits.max_bytes:
             raise _too_large(uri, limits)
-        if time.monotonic() > deadline:  # a server dripping bytes never trips the read timeout
+        if time.monotonic() > deadline:
             raise FetchError(ErrorKind.TIMEOUT, f"timed out reading {storage.redact(uri)}")
         chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _too_large(uri: str, limits: FetchLimits) -> FetchError:
