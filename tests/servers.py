@@ -139,3 +139,98 @@ def image_site(payload: bytes) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class FaultStats:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.requests = 0
+        self.faults: dict[str, int] = {"slowdown_503": 0, "internal_500": 0, "dropped": 0}
+
+
+_SLOWDOWN = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+    b"<Message>Please reduce your request rate.</Message></Error>"
+)
+_INTERNAL = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code>'
+    b"<Message>We encountered an internal error. Please try again.</Message></Error>"
+)
+
+
+@contextmanager
+def fault_proxy(upstream: str, rate: float, seed: int = 0) -> Iterator[tuple[str, FaultStats]]:
+    """An HTTP proxy on loopback in front of `upstream` that fails `rate` of requests:
+    S3 503 SlowDown, 500 InternalError, or a connection dropped without a response."""
+    import http.client
+    import random
+    from http.server import BaseHTTPRequestHandler
+    from urllib.parse import urlsplit
+
+    target = urlsplit(upstream)
+    stats = FaultStats()
+    rng = random.Random(seed)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            with stats.lock:
+                stats.requests += 1
+                draw = rng.random()
+            if draw < rate / 3:
+                self._fault("slowdown_503", 503, _SLOWDOWN)
+            elif draw < 2 * rate / 3:
+                self._fault("internal_500", 500, _INTERNAL)
+            elif draw < rate:
+                with stats.lock:
+                    stats.faults["dropped"] += 1
+                self.close_connection = True  # hang up with no response at all
+            else:
+                self._forward(body)
+
+        def _fault(self, name: str, status: int, body: bytes) -> None:
+            with stats.lock:
+                stats.faults[name] += 1
+            self.send_response(status)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _forward(self, body: bytes | None) -> None:
+            connection = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "expect"}
+            connection.request(self.command, self.path, body=body, headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+            self.send_response(response.status)
+            skipped = {"transfer-encoding", "connection"}
+            if self.command != "HEAD":  # HEAD keeps the object's own length
+                skipped.add("content-length")
+                self.send_header("Content-Length", str(len(payload)))
+            for key, value in response.getheaders():
+                if key.lower() not in skipped:
+                    self.send_header(key, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+            connection.close()
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", stats
+    finally:
+        server.shutdown()
+        server.server_close()
