@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -135,35 +136,61 @@ def _printable(tokenizer: PreTrainedTokenizerFast, token_id: int) -> bool:
     return isinstance(text, str) and text.isascii() and text.isprintable()
 
 
-def _text_config(tokenizer: PreTrainedTokenizerFast) -> dict:
+@dataclass(frozen=True)
+class Size:
+    """Layer sizes: `tiny` for tests, `small` for CPU benchmarks where the model's time
+    dominates, `1.3b` for the real DeepSeek-VL 1.3B shapes (GPU benchmarks)."""
+
+    vocab: int
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    image_size: int
+    patch: int
+    vision_hidden: int
+    vision_intermediate: int
+    vision_layers: int
+    vision_heads: int
+    # Wider than the usual 0.02 for `tiny` (it also initialises the aligner and lm_head): at
+    # 0.02 the tiny model mostly echoes the last prompt token, whatever the image.
+    init_range: float
+
+
+SIZES = {
+    "tiny": Size(VOCAB_SIZE, 64, 128, 2, 4, 32, 8, 32, 64, 1, 2, 0.2),
+    "small": Size(VOCAB_SIZE, 512, 1376, 4, 8, 192, 16, 384, 1536, 4, 6, 0.02),
+    "1.3b": Size(102400, 2048, 5632, 24, 16, 384, 16, 1024, 4096, 24, 16, 0.02),
+}
+
+
+def _text_config(tokenizer: PreTrainedTokenizerFast, size: Size) -> dict:
     return {
         "model_type": "llama",
-        "vocab_size": VOCAB_SIZE,
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 4,
+        "vocab_size": size.vocab,
+        "hidden_size": size.hidden,
+        "intermediate_size": size.intermediate,
+        "num_hidden_layers": size.layers,
+        "num_attention_heads": size.heads,
+        "num_key_value_heads": size.heads,
         "max_position_embeddings": MAX_POSITIONS,
-        # Wider than the usual 0.02 (it also initialises the aligner and lm_head): at 0.02 the
-        # tiny model mostly echoes the last prompt token, whatever the image.
-        "initializer_range": 0.2,
+        "initializer_range": size.init_range,
         "bos_token_id": tokenizer.bos_token_id,
         "eos_token_id": tokenizer.eos_token_id,
         "pad_token_id": tokenizer.pad_token_id,
     }
 
 
-def _siglip_config(image_size: int) -> dict:
+def _siglip_config(size: Size) -> dict:
     # No attention-pool head: DeepSeek-VL consumes the patch tokens (vision_use_head=False).
     return {
         "model_type": "siglip_vision_model",
-        "image_size": image_size,
-        "patch_size": 8,
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 1,
-        "num_attention_heads": 2,
+        "image_size": size.image_size,
+        "patch_size": size.patch,
+        "hidden_size": size.vision_hidden,
+        "intermediate_size": size.vision_intermediate,
+        "num_hidden_layers": size.vision_layers,
+        "num_attention_heads": size.vision_heads,
         "vision_use_head": False,
     }
 
@@ -186,8 +213,13 @@ def _sam_config(image_size: int) -> dict:
     }
 
 
-def build_tiny_checkpoint(out_dir: str | Path, hybrid: bool = False, seed: int = 0) -> Path:
-    """Build and save a tiny random DeepSeek-VL (or hybrid) model + processor into ``out_dir``."""
+def build_tiny_checkpoint(
+    out_dir: str | Path, hybrid: bool = False, seed: int = 0, size: str = "tiny"
+) -> Path:
+    """Build and save a random DeepSeek-VL (or hybrid) model + processor into ``out_dir``."""
+    if hybrid and size != "tiny":
+        raise ValueError("the hybrid checkpoint comes in the tiny size only")
+    dims = SIZES[size]
     start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -196,14 +228,14 @@ def build_tiny_checkpoint(out_dir: str | Path, hybrid: bool = False, seed: int =
     if len(tokenizer) > VOCAB_SIZE:
         raise RuntimeError(f"tokenizer has {len(tokenizer)} tokens > vocab_size {VOCAB_SIZE}")
     image_token_id = tokenizer.convert_tokens_to_ids(IMAGE)
-    low_res, high_res = 32, 64
-    vision = _siglip_config(low_res)
+    low_res, high_res = dims.image_size, 2 * dims.image_size
+    vision = _siglip_config(dims)
     # SigLIP has no CLS token, and the SAM branch is resampled onto the same grid.
     num_image_tokens = (low_res // vision["patch_size"]) ** 2
 
     # Untied lm_head like the DeepSeek LLM backbones.
     common: dict[str, Any] = {
-        "text_config": _text_config(tokenizer),
+        "text_config": _text_config(tokenizer, dims),
         "vision_config": vision,
         "image_token_id": image_token_id,
         "tie_word_embeddings": False,
@@ -241,6 +273,7 @@ def build_tiny_checkpoint(out_dir: str | Path, hybrid: bool = False, seed: int =
     # text rather than EOS/pad/U+FFFD (EOS stays reachable, e.g. when sampling).
     special = set(tokenizer.all_special_ids)
     hidden = [i for i in range(len(tokenizer)) if i in special or not _printable(tokenizer, i)]
+    hidden += list(range(len(tokenizer), dims.vocab))  # ids the small tokenizer cannot decode
     with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
         torch.manual_seed(seed)
         # Resolves to Deepseek-VL(Hybrid)ForConditionalGeneration from the config's model_type.
@@ -270,9 +303,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out_dir", metavar="OUT_DIR", type=Path)
     parser.add_argument("--hybrid", action="store_true", help="SigLIP + SAM (deepseek-vl-7b style)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--size",
+        choices=tuple(SIZES),
+        default="tiny",
+        help="tiny: tests; small: CPU benchmarks; 1.3b: the real 1.3B shapes (GPU benchmarks)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    out = build_tiny_checkpoint(args.out_dir, hybrid=args.hybrid, seed=args.seed)
+    out = build_tiny_checkpoint(args.out_dir, hybrid=args.hybrid, seed=args.seed, size=args.size)
     print(f"wrote tiny {'hybrid ' if args.hybrid else ''}DeepSeek-VL checkpoint to {out}")
 
 
