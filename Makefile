@@ -2,13 +2,14 @@
 #   make demo   set up, build a tiny model, run the job on the bundled example (no network)
 #   make test   set up, lint, type-check and run the whole test suite
 VENV ?= .venv
+VLLM_VENV ?= .venv-vllm
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 # Token auth turns on by itself when ~/.ray/auth_token exists; local runs choose explicitly.
 export RAY_AUTH_MODE ?= disabled
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test test-vllm lint clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -34,6 +35,12 @@ lint: setup
 
 test: lint
 	$(PY) -m pytest -ra
+	$(MAKE) test-vllm
+
+# The vLLM engine end to end, in its own venv: vLLM's CPU build beside PyPI's torch.
+test-vllm:
+	VLLM_VENV=$(VLLM_VENV) bash scripts/setup-vllm-venv.sh
+	$(VLLM_VENV)/bin/python -m pytest tests/vllm -ra
 
 clean:
 	rm -rf demo models

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
+from typing import Any
 
 from jobs.config import DEFAULT_MODEL, JobConfig
 from vlworkers import storage
 from vlworkers.config import EngineConfig, PreprocessConfig
+from vlworkers.engine_select import resolve_engine
+from vlworkers.engine_vllm import check_vllm_options
 from vlworkers.tasks import TASK_NAMES, TASKS
 
 
@@ -42,6 +46,16 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+    return value
+
+
 def _gpus(text: str) -> float:
     try:
         value = float(text)
@@ -50,6 +64,106 @@ def _gpus(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError("must be 0 or more")
     return value
+
+
+def _share(text: str) -> float:
+    value = _fraction(text)
+    if value == 0.0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a JSON object: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
+
+
+def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "engine", "Which inference engine runs the model; the vLLM engine's own settings."
+    )
+    group.add_argument(
+        "--engine",
+        choices=("auto", "hf", "vllm"),
+        default="auto",
+        help="hf: transformers, static batches (DeepSeek-VL). vllm: continuous batching, "
+        "needs `pip install .[vllm]` (DeepSeek-VL2, DeepSeek-OCR). Default auto: vllm when the "
+        "checkpoint's config (local or cached) or its name says DeepSeek-VL2 or DeepSeek-OCR.",
+    )
+    group.add_argument(
+        "--tensor-parallel-size",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="vllm: shard each replica over N GPUs (default: 1; the replica then reserves N "
+        "GPUs unless --gpus-per-replica says otherwise).",
+    )
+    group.add_argument(
+        "--gpu-memory-utilization",
+        type=_share,
+        metavar="F",
+        help="vllm: share of each GPU's memory vLLM takes for weights and KV cache (default: "
+        "0.9; on CPU builds, a share of the machine's memory).",
+    )
+    group.add_argument(
+        "--max-model-len",
+        type=_positive_int,
+        metavar="TOKENS",
+        help="vllm: longest prompt + output (default: the model's own); less leaves more "
+        "KV cache for rows running at once.",
+    )
+    group.add_argument(
+        "--vllm-options",
+        type=_json_object,
+        default={},
+        metavar="JSON",
+        help='vllm: further vllm.LLM arguments, e.g. {"max_num_seqs": 128}, or '
+        '{"load_format": "dummy"} for random weights (benchmarks).',
+    )
+
+
+def _engine_config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> EngineConfig:
+    config = EngineConfig(
+        model=args.model,
+        revision=args.revision,
+        device=args.device,
+        dtype=args.dtype,
+        trust_remote_code=args.trust_remote_code,
+        min_new_tokens=args.min_new_tokens,
+        engine=args.engine,
+        tensor_parallel_size=args.tensor_parallel_size,
+        max_model_len=args.max_model_len,
+        vllm_options=args.vllm_options,
+        **(
+            {"gpu_memory_utilization": args.gpu_memory_utilization}
+            if args.gpu_memory_utilization is not None
+            else {}
+        ),
+    )
+    # Resolved here so the summary records the engine that ran.
+    engine = resolve_engine(config)
+    vllm_only = {
+        "--tensor-parallel-size": args.tensor_parallel_size != 1,
+        "--gpu-memory-utilization": args.gpu_memory_utilization is not None,
+        "--max-model-len": args.max_model_len is not None,
+        "--vllm-options": bool(args.vllm_options),
+    }
+    given = [name for name, set_ in vllm_only.items() if set_]
+    if engine == "hf" and given:
+        parser.error(f"{', '.join(given)}: vllm engine only, and this model runs on hf (--engine)")
+    try:
+        check_vllm_options(args.vllm_options)
+    except ValueError as exc:
+        parser.error(str(exc))
+    gpus, shards = args.gpus_per_replica, args.tensor_parallel_size
+    if shards > 1 and gpus is not None and 0 < gpus < shards:
+        parser.error("--gpus-per-replica must be at least --tensor-parallel-size")
+    return config.model_copy(update={"engine": engine})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,6 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="Token limit for every row, replacing each task's own (caption 96, alt_text 48, ocr 1024, custom 256).",
     )
     parser.add_argument(
+        "--min-new-tokens",
+        type=_positive_int,
+        help="Generate at least this many tokens per row (benchmarks on random weights).",
+    )
+    parser.add_argument(
         "--limit", type=_positive_int, help="Process only the first N rows (a dry run)."
     )
     parser.add_argument(
@@ -122,6 +241,25 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Delete an existing output folder first (default: resume: rows that already "
         "have a final row are not redone).",
+    )
+    parser.add_argument(
+        "--no-dedup",
+        action="store_true",
+        help="Generate every row, even when its image and settings repeat an earlier row's "
+        "(default: identical images are generated once per job and copied).",
+    )
+    parser.add_argument(
+        "--dedup-entries",
+        type=_positive_int,
+        default=200_000,
+        help="Results the job keeps for deduplication; the least recently used go first "
+        "(default: 200000).",
+    )
+    parser.add_argument(
+        "--cache",
+        metavar="URI",
+        help="Cross-run result cache folder (local or s3://): results for the same image, "
+        "model, revision, prompt and generation settings are reused, new ones added.",
     )
     parser.add_argument(
         "--retry-failed",
@@ -181,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Allow code shipped with the checkpoint to run (off by default).",
     )
+    _add_engine_arguments(parser)
     parser.add_argument(
         "--rows-per-file",
         type=_positive_int,
@@ -206,6 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="Seconds before a fetch request times out (default: 30).",
     )
     parser.add_argument(
+        "--progress-interval",
+        type=_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="Seconds between progress lines in the job's log and rewrites of "
+        "OUTPUT/_progress.json (default: 30).",
+    )
+    parser.add_argument(
         "--ray-address",
         help="Ray cluster to join (default: RAY_ADDRESS, set by `ray job submit`; else Ray starts in-process). Use 'auto' for a cluster started on this machine.",
     )
@@ -214,7 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_config(argv: list[str] | None, target_size: int = 0) -> JobConfig:
     """Parse the command line. `target_size` is filled in later, once the model is probed."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    engine = _engine_config(parser, args)
     task = args.task or ("custom" if args.prompt else "caption")
     min_replicas, max_replicas = args.replicas
     return JobConfig(
@@ -223,15 +372,22 @@ def parse_config(argv: list[str] | None, target_size: int = 0) -> JobConfig:
         limit=args.limit,
         overwrite=args.overwrite,
         retry_failed=args.retry_failed,
+        dedup=not args.no_dedup,
+        dedup_entries=args.dedup_entries,
+        cache=args.cache,
         max_failure_rate=args.max_failure_rate,
         failure_check_rows=args.failure_check_rows,
         batch_size=args.batch_size,
         min_replicas=min_replicas,
         max_replicas=max_replicas,
-        gpus_per_replica=args.gpus_per_replica,
+        # A tensor-parallel replica needs all its shards' GPUs.
+        gpus_per_replica=args.gpus_per_replica
+        if args.gpus_per_replica is not None or engine.tensor_parallel_size == 1
+        else float(engine.tensor_parallel_size),
         cpus_per_replica=args.cpus_per_replica,
         rows_per_file=args.rows_per_file,
         ray_address=args.ray_address,
+        progress_interval_s=args.progress_interval,
         preprocess=PreprocessConfig(
             target_size=target_size,
             max_image_bytes=args.max_image_bytes,
@@ -245,11 +401,5 @@ def parse_config(argv: list[str] | None, target_size: int = 0) -> JobConfig:
             default_prompt=args.prompt,
             max_new_tokens=args.max_new_tokens,
         ),
-        engine=EngineConfig(
-            model=args.model,
-            revision=args.revision,
-            device=args.device,
-            dtype=args.dtype,
-            trust_remote_code=args.trust_remote_code,
-        ),
+        engine=engine,
     )

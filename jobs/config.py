@@ -16,6 +16,15 @@ class JobConfig(BaseModel):
     output: str = Field(description="Output folder URI; result shards and `_`-prefixed side files.")
     limit: int | None = Field(None, description="Process only the first N manifest rows.")
     overwrite: bool = Field(False, description="Delete an existing output folder first.")
+    dedup: bool = Field(
+        True, description="Generate identical images (same bytes and settings) once per job."
+    )
+    dedup_entries: int = Field(
+        200_000, description="Results the job's dedup cache keeps (least recently used go)."
+    )
+    cache: str | None = Field(
+        None, description="Folder URI of a cross-run result cache, read at start, added to at end."
+    )
     retry_failed: bool = Field(
         False, description="Redo rows whose last try failed transiently (timeouts, 5xx, OOM)."
     )
@@ -36,6 +45,9 @@ class JobConfig(BaseModel):
     rows_per_file: int = Field(5000, description="Minimum rows per output Parquet file.")
     ray_address: str | None = Field(
         None, description="Ray cluster to join; None: RAY_ADDRESS, else start Ray in-process."
+    )
+    progress_interval_s: float = Field(
+        30.0, gt=0, description="Seconds between progress lines and `_progress.json` updates."
     )
     preprocess: PreprocessConfig
     engine: EngineConfig

@@ -14,6 +14,7 @@ from transformers import AutoImageProcessor
 
 from vlworkers.config import EngineConfig
 from vlworkers.engine_hf import ModelLoadError
+from vlworkers.engine_select import fetch_model_config, resolve_engine, target_side, vllm_family
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,11 @@ def _side(size: Any) -> int:
 
 
 def probe_model(config: EngineConfig) -> ModelInfo:
+    if resolve_engine(config) == "vllm":
+        # Not in transformers: vLLM's own processors size images from config.json.
+        model_config = fetch_model_config(config)
+        family = vllm_family(config, model_config)
+        return ModelInfo(target_side(family, model_config), image_processor=f"vLLM {family.name}")
     try:
         processor = AutoImageProcessor.from_pretrained(
             config.model, revision=config.revision, trust_remote_code=config.trust_remote_code

@@ -7,6 +7,7 @@ import logging
 import numpy as np
 import pyarrow as pa
 import ray
+from ray.actor import ActorHandle
 
 from jobs.config import JobConfig
 from manifests import schema
@@ -22,11 +23,16 @@ logger = logging.getLogger(__name__)
 _PREPROCESS_BLOCK_BYTES = 64 * 1024 * 1024
 
 
-def preprocess_batch_size(target_size: int, model_batch_size: int) -> int:
-    per_row = target_size * target_size * 3
-    rows = max(1, _PREPROCESS_BLOCK_BYTES // max(per_row, 1))
-    # A multiple of the model batch, so actors get full batches.
-    return max(model_batch_size, (min(rows, 256) // model_batch_size) * model_batch_size)
+def rows_per_task(target_size: int, model_batch_size: int) -> int:
+    """Rows per CPU task and per block downstream: the unit of streaming and of resume.
+
+    Small enough that blocks of pixels stay near _PREPROCESS_BLOCK_BYTES and that work
+    reaches the output (and survives a kill) often; a multiple of the model batch, so
+    actors get full batches.
+    """
+    by_memory = max(1, _PREPROCESS_BLOCK_BYTES // max(target_size * target_size * 3, 1))
+    rows = min(by_memory, 256, max(4 * model_batch_size, 16))
+    return max(model_batch_size, (rows // model_batch_size) * model_batch_size)
 
 
 def resolve_gpus_per_replica(config: JobConfig) -> float:
@@ -38,12 +44,20 @@ def resolve_gpus_per_replica(config: JobConfig) -> float:
 
 
 def build_dataset(
-    config: JobConfig, manifest_schema: pa.Schema, done_ids: np.ndarray
+    config: JobConfig,
+    manifest_schema: pa.Schema,
+    done_ids: np.ndarray,
+    progress: ActorHandle | None = None,
+    dedup: ActorHandle | None = None,
 ) -> ray.data.Dataset:
     manifest_fs, manifest_path = storage.resolve(config.manifest)
     dataset = ray.data.read_parquet(manifest_path, filesystem=storage.arrow_filesystem(manifest_fs))
     if config.limit is not None:
         dataset = dataset.limit(config.limit)
+    task_rows = rows_per_task(config.preprocess.target_size, config.batch_size)
+    # A manifest file is often one block of a million uris: split it (streaming, no
+    # shuffle) so CPU tasks run in parallel and results flow to the output steadily.
+    dataset = dataset.repartition(target_num_rows_per_block=task_rows)
     dataset = dataset.map_batches(
         preprocess_batch,  # type: ignore[arg-type]  # Ray's stubs omit fn_kwargs functions
         # In a list so Ray hands the workers the reference, fetched once where needed.
@@ -52,7 +66,7 @@ def build_dataset(
             "done_ids": [ray.put(done_ids)] if done_ids.size else None,
         },
         batch_format="pyarrow",
-        batch_size=preprocess_batch_size(config.preprocess.target_size, config.batch_size),
+        batch_size=task_rows,
         num_cpus=1,
         # Room for a block of pixels plus the decode buffers. A resource request the
         # model actors do not share also keeps Ray Data from fusing this CPU stage into
@@ -73,6 +87,8 @@ def build_dataset(
             "engine_config": config.engine,
             "output_schema": schema.output_schema(manifest_schema),
             "failure_guard": FailureGuard(config.max_failure_rate, config.failure_check_rows),
+            "progress": progress,  # the job's ProgressTracker: one report per batch
+            "dedup": dedup,  # the job's ResultCache: one claim per batch
         },
         batch_format="pyarrow",
         batch_size=config.batch_size,
@@ -84,8 +100,14 @@ def build_dataset(
     )
 
 
-def run_pipeline(config: JobConfig, manifest_schema: pa.Schema, done_ids: np.ndarray) -> None:
-    dataset = build_dataset(config, manifest_schema, done_ids)
+def run_pipeline(
+    config: JobConfig,
+    manifest_schema: pa.Schema,
+    done_ids: np.ndarray,
+    progress: ActorHandle | None = None,
+    dedup: ActorHandle | None = None,
+) -> None:
+    dataset = build_dataset(config, manifest_schema, done_ids, progress, dedup)
     output_fs, output_path = storage.resolve(config.output)
     dataset.write_parquet(
         output_path,

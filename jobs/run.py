@@ -15,8 +15,11 @@ import ray
 
 from jobs import cli, summary
 from jobs.config import JobConfig
+from jobs.failed_manifest import write_failed_manifest
 from jobs.model_probe import probe_model
 from jobs.pipeline import run_pipeline
+from jobs.progress import ProgressReporter, rows_planned
+from jobs.result_cache import save_new_results, start_result_cache
 from jobs.resume import OutputMismatchError, ResumeState, prepare_resume
 from manifests import schema
 from manifests.validate import ManifestError, ManifestInfo, validate_manifest
@@ -108,22 +111,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
-    started = time.monotonic()
+    # What earlier runs left in the output: the summary's rates count only this run.
+    earlier = summary.count_output(config.output) if resume.done_rows else summary.OutputCounts()
+    started_at, started = time.time(), time.monotonic()
     init_ray(config)
+    reporter = ProgressReporter.start(
+        config, rows_planned(manifest.num_rows, config.limit), earlier, started_at
+    )
+    dedup = start_result_cache(config)
     try:
-        run_pipeline(config, manifest.schema, resume.done_hashes)
+        run_pipeline(config, manifest.schema, resume.done_hashes, reporter.tracker, dedup)
     except Exception as exc:
-        logger.error("the job failed: %s", _root_message(exc))
+        message = _root_message(exc)
+        logger.error("the job failed: %s", message)
+        reporter.failed(message)
         return EXIT_FAILED
     finally:
         elapsed = time.monotonic() - started
 
-    result = summary.count_output(config.output)
-    result.wall_time_s = round(elapsed, 3)
-    result.rows_per_s = round(result.rows / elapsed, 3) if elapsed > 0 else 0.0
-    result.config = config.model_dump(mode="json")
-    result.versions = summary.library_versions()
+    usage = reporter.stop()
+    saved = save_new_results(config, dedup)
+    if saved:
+        logger.info("added %d results to the cache %s", saved, storage.redact(config.cache or ""))
+    failed = write_failed_manifest(config)
+    result = summary.summarize(config, started_at, elapsed, earlier, usage, failed)
     where = summary.write_summary(config.output, result)
+    reporter.finished(result, where)
     print(summary.format_summary(result))
     print(f"results: {storage.redact(config.output)}  (summary: {storage.redact(where)})")
     return EXIT_OK

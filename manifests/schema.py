@@ -63,6 +63,8 @@ OUTPUT_FIELDS: tuple[pa.Field, ...] = (
     pa.field("height", pa.int32()),
     pa.field("n_output_tokens", pa.int32()),
     pa.field("finish_reason", pa.string()),
+    # The id of the row whose generation this row reuses (identical image, same settings).
+    pa.field("copied_from", pa.string()),
 )
 OUTPUT_COLUMNS = tuple(f.name for f in OUTPUT_FIELDS)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -45,4 +47,31 @@ class EngineConfig(_Frozen):
     trust_remote_code: bool = Field(False, description="Run code shipped with the checkpoint.")
     attn_implementation: str | None = Field(
         None, description="Attention kernel; default: sdpa on GPU, the model's default on CPU."
+    )
+    min_new_tokens: int | None = Field(
+        None,
+        description="Generate at least this many tokens (capped by each row's limit): fixes "
+        "output lengths for benchmarks on random weights.",
+    )
+    engine: Literal["auto", "hf", "vllm"] = Field(
+        "auto",
+        description="'hf' (transformers), 'vllm' (continuous batching; DeepSeek-VL2 and "
+        "DeepSeek-OCR) or 'auto' (vllm for those model families, hf for the rest).",
+    )
+    tensor_parallel_size: int = Field(
+        1, ge=1, description="vLLM: GPUs one replica shards the model over."
+    )
+    gpu_memory_utilization: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="vLLM: share of each GPU's memory (weights + KV cache) vLLM may take; "
+        "on CPU builds, share of the machine's memory.",
+    )
+    max_model_len: int | None = Field(
+        None, ge=1, description="vLLM: longest prompt + output in tokens; None: the model's own."
+    )
+    vllm_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="vLLM: further keyword arguments for vllm.LLM (e.g. max_num_seqs, load_format).",
     )

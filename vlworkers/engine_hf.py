@@ -65,6 +65,7 @@ def _load(config: EngineConfig, dtype: torch.dtype, attn: str | None) -> tuple[A
 class HFEngine:
     def __init__(self, config: EngineConfig) -> None:
         self.model_name = config.model
+        self.min_new_tokens = config.min_new_tokens
         self.device = pick_device(config.device)
         self.dtype = pick_dtype(config.dtype, self.device)
         attn = config.attn_implementation or ("sdpa" if self.device.type == "cuda" else None)
@@ -142,6 +143,7 @@ class HFEngine:
         output = self.model.generate(
             **inputs,
             max_new_tokens=max_new_tokens,
+            min_new_tokens=min(self.min_new_tokens or 0, max_new_tokens),
             do_sample=False,
             pad_token_id=self.pad_token_id,
             eos_token_id=self.eos_token_id,

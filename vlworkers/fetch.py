@@ -137,7 +137,7 @@ def _read_body(
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limits.max_bytes:
         raise _too_large(uri, limits)
-    chunks = []
+    chunks: list[bytes] = []
     received = 0
     while True:
         # read1 returns whatever one socket read brings, so the deadline is checked even
