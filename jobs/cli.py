@@ -201,8 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--batch-size",
         type=_positive_int,
-        default=8,
-        help="Rows per generate call on one replica (default: 8).",
+        default=None,
+        help="Rows per generate call on one replica (default: 32 on GPU, 8 on CPU).",
     )
     parser.add_argument(
         "--replicas",

@@ -34,7 +34,9 @@ class JobConfig(BaseModel):
     failure_check_rows: int = Field(
         200, description="How many first rows (per model replica) judge --max-failure-rate."
     )
-    batch_size: int = Field(8, description="Rows per generate call on one model replica.")
+    batch_size: int | None = Field(
+        None, description="Rows per generate call on one replica; None: 32 on GPU, 8 on CPU."
+    )
     min_replicas: int = Field(1, description="Smallest model actor pool.")
     max_replicas: int = Field(1, description="Largest model actor pool.")
     gpus_per_replica: float | None = Field(
