@@ -224,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="CPUs reserved per replica (default: 1).",
     )
     parser.add_argument(
+        "--cpu-tasks",
+        type=_positive_int,
+        help="Fetch/decode tasks running at once (default: the cluster's CPUs minus those the "
+        "model replicas reserve, counted at start; set it on autoscaling clusters).",
+    )
+    parser.add_argument(
         "--max-new-tokens",
         type=_positive_int,
         help="Token limit for every row, replacing each task's own (caption 96, alt_text 48, ocr 1024, custom 256).",
@@ -385,6 +391,7 @@ def parse_config(argv: list[str] | None, target_size: int = 0) -> JobConfig:
         if args.gpus_per_replica is not None or engine.tensor_parallel_size == 1
         else float(engine.tensor_parallel_size),
         cpus_per_replica=args.cpus_per_replica,
+        cpu_tasks=args.cpu_tasks,
         rows_per_file=args.rows_per_file,
         ray_address=args.ray_address,
         progress_interval_s=args.progress_interval,

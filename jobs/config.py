@@ -43,6 +43,9 @@ class JobConfig(BaseModel):
         None,
         description="GPUs per model replica (fractions share a GPU); None: 1 if the cluster has GPUs.",
     )
+    cpu_tasks: int | None = Field(
+        None, description="Decode tasks at once; None: the CPUs the replicas leave free."
+    )
     cpus_per_replica: float = Field(1.0, description="CPUs reserved per model replica.")
     rows_per_file: int = Field(5000, description="Minimum rows per output Parquet file.")
     ray_address: str | None = Field(

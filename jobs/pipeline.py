@@ -38,6 +38,19 @@ def rows_per_task(target_size: int, model_batch_size: int) -> int:
     return max(model_batch_size, (rows // model_batch_size) * model_batch_size)
 
 
+def preprocess_concurrency(config: JobConfig) -> int:
+    """CPU tasks at once: the CPUs the model replicas leave free, at least one.
+
+    Without the cap, decode tasks can hold every CPU of a small node so the model actor
+    cannot even start: the whole manifest gets decoded into the object store first, and
+    the job stops streaming. Counted at start: on an autoscaling cluster, set --cpu-tasks.
+    """
+    if config.cpu_tasks is not None:
+        return config.cpu_tasks
+    cpus = ray.cluster_resources().get("CPU", 1.0)
+    return max(1, int(cpus - config.max_replicas * config.cpus_per_replica))
+
+
 def resolve_gpus_per_replica(config: JobConfig) -> float:
     if config.gpus_per_replica is not None:
         return config.gpus_per_replica
@@ -75,6 +88,7 @@ def build_dataset(
         batch_format="pyarrow",
         batch_size=task_rows,
         num_cpus=1,
+        compute=ray.data.TaskPoolStrategy(size=preprocess_concurrency(config)),
         # Room for a block of pixels plus the decode buffers. A resource request the
         # model actors do not share also keeps Ray Data from fusing this CPU stage into
         # them: the GPU must never wait on decoding.
@@ -120,4 +134,7 @@ def run_pipeline(
         output_path,
         filesystem=atomic_arrow_filesystem(output_fs),
         min_rows_per_file=config.rows_per_file,
+        # Writing is I/O: a quarter CPU lets files land while decoding keeps the CPUs
+        # busy, instead of waiting for a free core until the whole manifest is decoded.
+        ray_remote_args={"num_cpus": 0.25},
     )

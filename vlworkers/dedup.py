@@ -49,7 +49,7 @@ class ResultCache:
     """Use as a Ray actor: `ray.remote(num_cpus=0)(ResultCache).remote(...)`."""
 
     def __init__(
-        self, max_entries: int = 200_000, claim_timeout_s: float = 900.0, keep_new: bool = False
+        self, max_entries: int = 200_000, claim_timeout_s: float = 120.0, keep_new: bool = False
     ) -> None:
         self.max_entries = max_entries
         self.claim_timeout_s = claim_timeout_s
