@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from jobs.config import DEFAULT_MODEL, JobConfig
@@ -36,34 +38,29 @@ def _replicas(text: str) -> tuple[int, int]:
     return low, high
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return value
+def _number(
+    minimum: float, maximum: float = math.inf, *, above: bool = False
+) -> Callable[[str], float]:
+    """An argparse type for a float in [minimum, maximum] (or above minimum)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value > maximum or value < minimum or (above and value == minimum):
+            bound = f"more than {minimum:g}" if above else f"at least {minimum:g}"
+            if maximum != math.inf:
+                bound += f" and at most {maximum:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
-    return value
-
-
-def _gpus(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
+_fraction = _number(0.0, 1.0)
+_seconds = _number(0.0, above=True)
+_gpus = _number(0.0)
 
 
 def _share(text: str) -> float:
