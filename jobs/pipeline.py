@@ -134,7 +134,7 @@ def run_pipeline(
         output_path,
         filesystem=atomic_arrow_filesystem(output_fs),
         min_rows_per_file=config.rows_per_file,
-        # Writing is I/O: a quarter CPU lets files land while decoding keeps the CPUs
-        # busy, instead of waiting for a free core until the whole manifest is decoded.
-        ray_remote_args={"num_cpus": 0.25},
+        # Writing is I/O. Reserving no CPU lets files land while decoding and the model
+        # hold every CPU, instead of waiting until the whole manifest is decoded.
+        ray_remote_args={"num_cpus": 0},
     )
