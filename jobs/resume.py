@@ -60,18 +60,7 @@ def prepare_resume(output_uri: str, expected: pa.Schema, retry_failed: bool) -> 
     hashes: list[np.ndarray] = []
     done = requeued = 0
     for file in result_files(output_uri):
-        try:
-            with fs.open(file, "rb") as handle:
-                found = pq.read_schema(handle)
-        except pa.ArrowInvalid:
-            found = None
-        if found is None or not found.equals(expected):
-            raise OutputMismatchError(
-                f"{storage.redact(output_uri)} holds {posixpath.basename(file)}, whose columns "
-                "differ from this job's output; choose another --output, or --overwrite"
-            )
-        with fs.open(file, "rb") as handle:
-            table = pq.read_table(handle, columns=[schema.ID, "status", "error_kind"])
+        table = _read_done_columns(fs, file, expected, output_uri)
         if retry_failed:
             transient = pc.is_in(
                 table["error_kind"], pa.array(sorted(schema.TRANSIENT_ERROR_KINDS))
@@ -86,6 +75,23 @@ def prepare_resume(output_uri: str, expected: pa.Schema, retry_failed: bool) -> 
         hashes.append(id_hashes(table[schema.ID].to_pylist()))
     done_hashes = np.unique(np.concatenate(hashes)) if hashes else EMPTY.done_hashes
     return ResumeState(done_rows=done, requeued_rows=requeued, done_hashes=done_hashes)
+
+
+def _read_done_columns(
+    fs: fsspec.AbstractFileSystem, file: str, expected: pa.Schema, output_uri: str
+) -> pa.Table:
+    """One open per file: check it is one of ours, then read the columns resume needs."""
+    with fs.open(file, "rb") as handle:
+        try:
+            parquet = pq.ParquetFile(handle)
+        except pa.ArrowInvalid:
+            parquet = None
+        if parquet is None or not parquet.schema_arrow.equals(expected):
+            raise OutputMismatchError(
+                f"{storage.redact(output_uri)} holds {posixpath.basename(file)}, whose columns "
+                "differ from this job's output; choose another --output, or --overwrite"
+            )
+        return parquet.read(columns=[schema.ID, "status", "error_kind"])
 
 
 def _drop_rows(fs: fsspec.AbstractFileSystem, file: str, mask: pa.ChunkedArray) -> None:

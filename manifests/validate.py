@@ -95,7 +95,7 @@ def _check_unique_ids(dataset: pads.Dataset, has_id: bool) -> tuple[int, int]:
     if not hashes:
         return 0, 0
     all_hashes = np.concatenate(hashes)
-    uniques, counts = np.unique(all_hashes, return_counts=True)
+    _, counts = np.unique(all_hashes, return_counts=True)
     duplicates = int((counts > 1).sum())
     if duplicates:
         what = (
@@ -107,5 +107,4 @@ def _check_unique_ids(dataset: pads.Dataset, has_id: bool) -> tuple[int, int]:
             f"manifest has {duplicates} duplicated {what}; every row needs a unique id"
             + ("" if has_id else ": add an 'id' column or drop the repeated uris")
         )
-    del uniques
     return num_rows, null_ids

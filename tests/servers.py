@@ -6,10 +6,11 @@ import functools
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from socketserver import BaseRequestHandler
 
 
 @contextmanager
@@ -43,6 +44,20 @@ def s3_server() -> Iterator[str]:
 _S3_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
 
 
+@contextmanager
+def _serving(handler: Callable[..., BaseRequestHandler]) -> Iterator[str]:
+    """Serve `handler` on a free loopback port in a thread; yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True  # a stalled test client never blocks the shutdown
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -51,15 +66,8 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 @contextmanager
 def http_server(root: Path) -> Iterator[str]:
     """Serve `root` over HTTP on 127.0.0.1; yields the base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(functools.partial(_QuietHandler, directory=str(root))) as base_url:
+        yield base_url
 
 
 class _ImageSiteHandler(SimpleHTTPRequestHandler):
@@ -130,15 +138,8 @@ def image_site(payload: bytes) -> Iterator[str]:
         (_ImageSiteHandler,),
         {"failures": {}, "lock": threading.Lock(), "payload": payload},
     )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(handler) as base_url:
+        yield base_url
 
 
 class FaultStats:
@@ -225,12 +226,5 @@ def fault_proxy(upstream: str, rate: float, seed: int = 0) -> Iterator[tuple[str
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", stats
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(Handler) as base_url:
+        yield base_url, stats

@@ -15,6 +15,7 @@ import uuid
 import fsspec
 import pyarrow as pa
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 TMP_PREFIX = "_tmp."
 _PARQUET_MAGIC = b"PAR1"
@@ -74,7 +75,5 @@ def atomic_arrow_filesystem(fs: fsspec.AbstractFileSystem) -> pafs.FileSystem:
 
 def write_table_atomically(table: pa.Table, fs: fsspec.AbstractFileSystem, path: str) -> None:
     """Write (or replace) one Parquet file so readers see the old or the new, never half."""
-    import pyarrow.parquet as pq
-
     with atomic_arrow_filesystem(fs).open_output_stream(path) as stream:
         pq.write_table(table, stream)

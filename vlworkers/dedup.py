@@ -89,18 +89,6 @@ class ResultCache:
         for key in keys:
             self.claims.pop(key, None)
 
-    def lookup(self, keys: list[str]) -> dict[str, CachedResult | None]:
-        """Results for keys being waited on; None where it is still (or no longer) claimed."""
-        found: dict[str, CachedResult | None] = {}
-        for key in keys:
-            found[key] = self.results.get(key)
-            if found[key] is not None:
-                self.hits += 1
-        return found
-
-    def is_claimed(self, key: str) -> bool:
-        return time.monotonic() - self.claims.get(key, -1e18) < self.claim_timeout_s
-
     def preload(self, results: dict[str, CachedResult]) -> int:
         for key, result in results.items():
             self._store(key, result)

@@ -105,19 +105,22 @@ CORPUS = [
 ]
 
 
-def _build_tokenizer() -> PreTrainedTokenizerFast:
-    """Byte-level BPE trained on CORPUS; deterministic for a fixed corpus and vocab size."""
+def train_tokenizer(
+    special_tokens: list[str], vocab_size: int, max_positions: int, **special: Any
+) -> PreTrainedTokenizerFast:
+    """Byte-level BPE trained on CORPUS with `special_tokens` first (ids 0..n-1); BOS is
+    prepended like the real DeepSeek tokenizers do. Deterministic for fixed arguments.
+    `special` names further special tokens the way the model's processor expects them."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
-        special_tokens=SPECIAL_TOKENS,
+        vocab_size=vocab_size,
+        special_tokens=special_tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(CORPUS * 4, trainer)
-    # The real DeepSeek (Llama-style) tokenizer prepends BOS to every sequence.
     tok.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, 0)]
     )
@@ -126,8 +129,15 @@ def _build_tokenizer() -> PreTrainedTokenizerFast:
         bos_token=BOS,
         eos_token=EOS,
         pad_token=PAD,
-        extra_special_tokens={"image_token": IMAGE},  # gives `tokenizer.image_token`
-        model_max_length=MAX_POSITIONS,
+        model_max_length=max_positions,
+        **special,
+    )
+
+
+def _build_tokenizer() -> PreTrainedTokenizerFast:
+    # `extra_special_tokens` gives `tokenizer.image_token`, which DeepseekVLProcessor reads.
+    return train_tokenizer(
+        SPECIAL_TOKENS, VOCAB_SIZE, MAX_POSITIONS, extra_special_tokens={"image_token": IMAGE}
     )
 
 

@@ -17,16 +17,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
-from vlworkers.tiny import CORPUS
+from vlworkers.tiny import BOS, EOS, PAD, train_tokenizer
 
 logger = logging.getLogger(__name__)
 
-BOS = "<｜begin▁of▁sentence｜>"
-EOS = "<｜end▁of▁sentence｜>"
-PAD = "<｜▁pad▁｜>"
 IMAGE = "<image>"
 # DeepSeek-VL2's tokenizer carries these; vLLM's processor adds any that are missing, but the
 # model looks `<image>` up in the tokenizer it loads itself.
@@ -59,27 +55,12 @@ FULL_CANDIDATE_RESOLUTIONS = [
 
 
 def build_tokenizer() -> PreTrainedTokenizerFast:
-    """Byte-level BPE with DeepSeek's special tokens; BOS is prepended like the real one."""
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(CORPUS * 4, trainer)
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, 0)]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token=BOS,
-        eos_token=EOS,
-        pad_token=PAD,
+    """Byte-level BPE with DeepSeek-VL2's special tokens (the same builder as the v1 tiny)."""
+    return train_tokenizer(
+        SPECIAL_TOKENS,
+        VOCAB_SIZE,
+        MAX_POSITIONS,
         additional_special_tokens=[IMAGE, *GROUNDING_TOKENS, *ROLE_TOKENS],
-        model_max_length=MAX_POSITIONS,
     )
 
 
