@@ -26,7 +26,7 @@ from jobs.failed_manifest import FAILED_FILE
 from jobs.progress_file import parse_iso, read_progress
 from jobs.run import EXIT_OK, main
 from manifests.validate import validate_manifest
-from tests.images import png_bytes, write_images
+from tests.images import jpeg_bytes, png_bytes, write_images
 from tests.servers import s3_server
 from vlworkers.tasks import TASKS
 
@@ -61,11 +61,21 @@ def local_ray(s3_endpoint):
 pytestmark = pytest.mark.usefixtures("local_ray")
 
 
+def write_distinct_images(images: Path, count: int) -> list[str]:
+    """One image per row, so every ok row costs a generation and progress moves in steps
+    (with shared images, deduplication finishes the watched run in one batch)."""
+    names = []
+    for i in range(count):
+        names.append(f"shade{i:02d}.jpg")
+        (images / names[-1]).write_bytes(jpeg_bytes(color=f"#{40 + 7 * i:02x}80c0"))
+    return names
+
+
 def manifest_rows(images: Path) -> list[dict]:
     """30 rows; the first 24 hold two failures, the last 6 one failure and one skip."""
-    names = ["photo.jpg", "wide.jpg", "label.png"]
+    names = write_distinct_images(images, 28)
     rows = [
-        {"id": f"r{i:02d}", "uri": str(images / names[i % 3]), "task": None, "prompt": None}
+        {"id": f"r{i:02d}", "uri": str(images / names[i]), "task": None, "prompt": None}
         for i in range(26)
     ]
     rows[5] = {"id": "gone-ocr", "uri": str(images / "later.png"), "task": "ocr", "prompt": None}
@@ -73,8 +83,8 @@ def manifest_rows(images: Path) -> list[dict]:
     rows += [
         {"id": "gone-own", "uri": str(images / "nowhere.jpg"), "task": None, "prompt": "Name it."},
         {"id": "dot", "uri": str(images / "dot.png"), "task": None, "prompt": None},
-        {"id": "r26", "uri": str(images / "photo.jpg"), "task": None, "prompt": None},
-        {"id": "r27", "uri": str(images / "wide.jpg"), "task": None, "prompt": None},
+        {"id": "r26", "uri": str(images / names[26]), "task": None, "prompt": None},
+        {"id": "r27", "uri": str(images / names[27]), "task": None, "prompt": None},
     ]
     return [{**row, "shelf": f"S{i}"} for i, row in enumerate(rows)]
 
@@ -119,7 +129,7 @@ def test_progress_summary_resume_and_failed_rows_rerun(tiny_model, tmp_path, cap
     manifest = tmp_path / "m.parquet"
     pq.write_table(pa.Table.from_pylist(manifest_rows(images)), manifest)
     output = str(tmp_path / "out")
-    common = ["--model", str(tiny_model), "--max-new-tokens", "48", "--batch-size", "2"]
+    common = ["--model", str(tiny_model), "--max-new-tokens", "96", "--batch-size", "2"]
     common += ["--progress-interval", "0.25", "--task", "alt_text"]
 
     # 1. The first 24 rows, watched while they run.
