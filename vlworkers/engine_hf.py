@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from manifests.schema import ErrorKind
 from vlworkers.config import EngineConfig
+from vlworkers.device_pixels import UnsupportedImageProcessorError, model_pixels, towers_for
 from vlworkers.engine import GenerationRequest, GenerationResult
 
 logger = logging.getLogger(__name__)
@@ -70,6 +70,10 @@ class HFEngine:
         self.dtype = pick_dtype(config.dtype, self.device)
         attn = config.attn_implementation or ("sdpa" if self.device.type == "cuda" else None)
         self.processor, self.model = _load(config, self.dtype, attn)
+        try:
+            self.towers = towers_for(self.processor.image_processor)
+        except UnsupportedImageProcessorError as exc:
+            raise ModelLoadError(f"model {config.model!r}: {exc}") from exc
         self.model.to(self.device).eval()
         tokenizer = self.processor.tokenizer
         tokenizer.padding_side = "left"  # decoder-only generation continues from the right edge
@@ -84,6 +88,16 @@ class HFEngine:
             {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": instruction}]}
         ]
         return str(self.processor.apply_chat_template(messages, add_generation_prompt=True))
+
+    def _text_inputs(self, instructions: list[str]) -> dict[str, torch.Tensor]:
+        """Chat prompts with each image placeholder expanded to the model's image tokens."""
+        prompts = [self.chat_prompt(text) for text in instructions]
+        expanded, _ = self.processor.get_text_with_replacements(
+            prompts,
+            [self.processor.replace_image_token({}, image_idx=i) for i in range(len(prompts))],
+        )
+        tokens = self.processor.tokenizer(expanded, padding=True, return_tensors="pt")
+        return {key: value.to(self.device) for key, value in tokens.items()}
 
     def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         results: list[GenerationResult | None] = [None] * len(requests)
@@ -130,16 +144,10 @@ class HFEngine:
     def _generate_batch(
         self, requests: Sequence[GenerationRequest], max_new_tokens: int
     ) -> list[GenerationResult]:
-        images = [Image.fromarray(r.pixels) for r in requests]
-        prompts = [self.chat_prompt(r.prompt) for r in requests]
-        inputs = self.processor(images=images, text=prompts, return_tensors="pt", padding=True)
-        inputs = {
-            key: value.to(self.device, dtype=self.dtype)
-            if torch.is_floating_point(value)
-            else value.to(self.device)
-            for key, value in inputs.items()
-            if isinstance(value, torch.Tensor)
-        }
+        inputs = self._text_inputs([r.prompt for r in requests])
+        inputs.update(
+            model_pixels([r.pixels for r in requests], self.towers, self.device, self.dtype)
+        )
         output = self.model.generate(
             **inputs,
             max_new_tokens=max_new_tokens,
