@@ -1,6 +1,6 @@
 """Batch-size sweep on a GPU: images per second and peak memory per batch size.
 
-    python benchmarks/batch_sweep.py [--model DIR] [--batch-sizes 1 4 8 16 32 64] [--tokens 48]
+    python benchmarks/batch_sweep.py [--model DIR] [--batch-sizes 1 8 16 32 64 128] [--tokens 48]
 
 Uses the transformers engine the job's actors run (`HFEngine`, bf16, SDPA) on the real
 DeepSeek-VL 1.3B architecture with random weights (`vlworkers.tiny --size 1.3b`), images
@@ -19,10 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from vlworkers.config import EngineConfig
+from vlworkers.device_pixels import model_pixels
 from vlworkers.engine import GenerationRequest
 from vlworkers.engine_hf import HFEngine
 from vlworkers.tiny import build_tiny_checkpoint
@@ -39,10 +41,30 @@ def requests(count: int, tokens: int, seed: int = 0) -> list[GenerationRequest]:
     ]
 
 
+def pixel_preparation_ms(engine: HFEngine, count: int = 64) -> dict[str, float]:
+    """Per image: the processor's own numpy path on one CPU core against `model_pixels` on
+    the engine's device (what the actor did before, and what it does now)."""
+    arrays = [r.pixels for r in requests(count, 1)]
+    images = [Image.fromarray(a) for a in arrays]
+    started = time.perf_counter()
+    engine.processor.image_processor(images, return_tensors="pt")
+    cpu_s = time.perf_counter() - started
+    model_pixels(arrays, engine.towers, engine.device, engine.dtype)  # warm-up
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    model_pixels(arrays, engine.towers, engine.device, engine.dtype)
+    torch.cuda.synchronize()
+    device_s = time.perf_counter() - started
+    return {
+        "processor_cpu_ms_per_image": round(1000 * cpu_s / count, 2),
+        "device_pixels_ms_per_image": round(1000 * device_s / count, 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", help="checkpoint folder (default: build the 1.3b shapes)")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8, 16, 32, 64])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 16, 32, 64, 128])
     parser.add_argument("--tokens", type=int, default=48)
     parser.add_argument("--images", type=int, default=128, help="images per batch size")
     args = parser.parse_args()
@@ -60,6 +82,8 @@ def main() -> None:
                     "gpu": torch.cuda.get_device_name(),
                     "dtype": str(engine.dtype),
                     "params_b": round(sum(p.numel() for p in engine.model.parameters()) / 1e9, 3),
+                    "batch_limit_from_memory": engine.sizer.describe([48, 96, 1024]),
+                    **pixel_preparation_ms(engine),
                 }
             ),
             flush=True,

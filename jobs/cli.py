@@ -199,7 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size",
         type=_positive_int,
         default=None,
-        help="Rows per generate call on one replica (default: 32 on GPU, 8 on CPU).",
+        help="Rows handed to one replica at a time (default: 128 on GPU, 8 on CPU). On GPU "
+        "the transformers engine splits them into generate calls that fit the replica's "
+        "share of GPU memory, measured at start.",
     )
     parser.add_argument(
         "--replicas",

@@ -35,7 +35,7 @@ class JobConfig(BaseModel):
         200, description="How many first rows (per model replica) judge --max-failure-rate."
     )
     batch_size: int | None = Field(
-        None, description="Rows per generate call on one replica; None: 32 on GPU, 8 on CPU."
+        None, description="Rows handed to one replica at a time; None: 128 on GPU, 8 on CPU."
     )
     min_replicas: int = Field(1, description="Smallest model actor pool.")
     max_replicas: int = Field(1, description="Largest model actor pool.")

@@ -53,6 +53,13 @@ class EngineConfig(_Frozen):
         description="Generate at least this many tokens (capped by each row's limit): fixes "
         "output lengths for benchmarks on random weights.",
     )
+    gpu_share: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Share of one GPU this replica holds (the job sets it from "
+        "--gpus-per-replica); the transformers engine sizes its batches to that share's memory.",
+    )
     engine: Literal["auto", "hf", "vllm"] = Field(
         "auto",
         description="'hf' (transformers), 'vllm' (continuous batching; DeepSeek-VL2 and "

@@ -11,15 +11,22 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from manifests.schema import ErrorKind
+from vlworkers.batch_sizer import BatchSizer, kv_bytes_per_token, memory_budget
 from vlworkers.config import EngineConfig
 from vlworkers.device_pixels import UnsupportedImageProcessorError, model_pixels, towers_for
 from vlworkers.engine import GenerationRequest, GenerationResult
+from vlworkers.tasks import TASKS
 
 logger = logging.getLogger(__name__)
+
+# The memory probe at start: a few rows, a few tokens; the KV cache beyond is computed.
+_PROBE_ROWS = 4
+_PROBE_TOKENS = 8
 
 
 class ModelLoadError(RuntimeError):
@@ -82,12 +89,38 @@ class HFEngine:
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_token_id
         )
         logger.info("loaded %s on %s as %s", config.model, self.device, self.dtype)
+        self.sizer = (
+            self._measure_memory(config.gpu_share) if self.device.type == "cuda" else BatchSizer()
+        )
 
     def chat_prompt(self, instruction: str) -> str:
         messages = [
             {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": instruction}]}
         ]
         return str(self.processor.apply_chat_template(messages, add_generation_prompt=True))
+
+    def _measure_memory(self, gpu_share: float) -> BatchSizer:
+        """Run a small probe batch and size later batches to this replica's GPU memory."""
+        side = max(tower.side for tower in self.towers)
+        grey = np.full((side, side, 3), 127, dtype=np.uint8)
+        probe = [GenerationRequest(grey, "Describe this image.", _PROBE_TOKENS)] * _PROBE_ROWS
+        torch.cuda.synchronize(self.device)
+        in_use = torch.cuda.memory_allocated(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        self._generate_batch(probe, _PROBE_TOKENS)
+        row_bytes = (torch.cuda.max_memory_allocated(self.device) - in_use) / _PROBE_ROWS
+        free, total = torch.cuda.mem_get_info(self.device)
+        sizer = BatchSizer(
+            budget_bytes=memory_budget(free, total, gpu_share, in_use),
+            row_bytes=row_bytes,
+            probe_tokens=_PROBE_TOKENS,
+            kv_bytes=kv_bytes_per_token(
+                self.model.config.get_text_config(), torch.finfo(self.dtype).bits // 8
+            ),
+        )
+        limits = sorted({task.max_new_tokens for task in TASKS.values()})
+        logger.info("batch size from GPU memory: %s", sizer.describe(limits))
+        return sizer
 
     def _text_inputs(self, instructions: list[str]) -> dict[str, torch.Tensor]:
         """Chat prompts with each image placeholder expanded to the model's image tokens."""
@@ -107,9 +140,14 @@ class HFEngine:
         for index, request in enumerate(requests):
             groups[request.max_new_tokens].append(index)
         for max_new_tokens, indices in groups.items():
-            outputs = self._generate_resilient([requests[i] for i in indices], max_new_tokens)
-            for index, output in zip(indices, outputs, strict=True):
-                results[index] = output
+            start = 0
+            while start < len(indices):
+                rows = self.sizer.rows_per_call(max_new_tokens) or len(indices)
+                chunk = indices[start : start + rows]
+                start += len(chunk)
+                outputs = self._generate_resilient([requests[i] for i in chunk], max_new_tokens)
+                for index, output in zip(chunk, outputs, strict=True):
+                    results[index] = output
         return [
             r if r is not None else GenerationResult(error_kind=ErrorKind.GENERATION_ERROR.value)
             for r in results
@@ -132,6 +170,7 @@ class HFEngine:
                     GenerationResult(error_kind=kind.value, error=f"{type(exc).__name__}: {exc}")
                 ]
             if oom:
+                self.sizer.out_of_memory(len(requests), max_new_tokens)
                 middle = len(requests) // 2
                 logger.warning("out of memory on a batch of %d; splitting", len(requests))
                 return self._generate_resilient(

@@ -53,3 +53,13 @@ def test_real_oom_fails_one_row_not_the_batch(tiny_model, monkeypatch):
     ]
     results = engine.generate(requests)
     assert [r.error_kind for r in results] == [None] * 3  # split down to single rows, all fit
+
+
+def test_batch_size_comes_from_this_replicas_gpu_memory(tiny_model):
+    whole = HFEngine(EngineConfig(model=str(tiny_model))).sizer
+    assert whole.budget_bytes and whole.budget_bytes > 0
+    assert whole.row_bytes > 0 and whole.kv_bytes > 0
+    caption, ocr = whole.rows_per_call(48), whole.rows_per_call(1024)
+    assert caption is not None and ocr is not None and caption >= ocr >= 1
+    half = HFEngine(EngineConfig(model=str(tiny_model), gpu_share=0.5)).sizer
+    assert half.budget_bytes is not None and half.budget_bytes < whole.budget_bytes
