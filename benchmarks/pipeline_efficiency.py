@@ -80,9 +80,11 @@ def job_seconds(folder: Path, files: list[bytes], args: argparse.Namespace, mode
         "600",
     ]
     started = time.perf_counter()
-    subprocess.run(
-        command, check=True, capture_output=True, env={**os.environ, "RAY_AUTH_MODE": "disabled"}
+    job = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "RAY_AUTH_MODE": "disabled"}
     )
+    if job.returncode != 0:
+        sys.exit(f"the job failed ({job.returncode}):\n{job.stdout[-3000:]}\n{job.stderr[-5000:]}")
     return time.perf_counter() - started
 
 
@@ -99,7 +101,7 @@ def main() -> None:
         folder = Path(tmp)
         model = args.model or str(build_tiny_checkpoint(folder / "model", size=args.size))
         files = corpus(2 * args.rows, seed=1)
-        config = EngineConfig(model=model, device=args.device)
+        config = EngineConfig(model=model, device=args.device, min_new_tokens=args.tokens)
         bare = bare_loop(config, files[: args.rows], args.batch_size, args.tokens)
         short = job_seconds(folder, files[: args.rows], args, model)
         long = job_seconds(folder, files, args, model)

@@ -121,7 +121,8 @@ def model_pixels(
     """
     stacks: dict[str, list[torch.Tensor]] = {tower.key: [] for tower in towers}
     for array in images:
-        image = torch.from_numpy(np.ascontiguousarray(array)).to(device).permute(2, 0, 1)
+        # A copy: arrays viewed from Arrow buffers are read-only, which torch warns about.
+        image = torch.from_numpy(np.array(array, copy=True)).to(device).permute(2, 0, 1)
         image = image.to(torch.float32)
         for tower in towers:  # each tower starts from the one before (hybrid: low from high)
             image = _pad_square(_resize_longest(image, tower), tower.background)
