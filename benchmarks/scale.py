@@ -57,7 +57,7 @@ def make_manifest(folder: Path, rows: int) -> Path:
     return manifest
 
 
-def run(manifest: Path, model: Path, batch_size: int) -> dict:
+def run(manifest: Path, model: Path, batch_size: int, log_dir: Path | None = None) -> dict:
     output = manifest.with_suffix(".captions")
     command = [
         sys.executable,
@@ -95,6 +95,8 @@ def run(manifest: Path, model: Path, batch_size: int) -> dict:
             first_result = time.monotonic() - started
         time.sleep(0.5)
     log = job.stdout.read().decode() if job.stdout else ""
+    if log_dir is not None:
+        (log_dir / f"{manifest.stem}.log").write_text(log)
     assert job.returncode == 0, log[-3000:]
     written = sum(pq.ParquetFile(p).metadata.num_rows for p in output.glob("*.parquet"))
     wall = time.monotonic() - started
@@ -113,12 +115,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--log-dir", type=Path, help="keep each job's log here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         model = build_tiny_checkpoint(folder / "model")
         for rows in args.rows:
-            result = run(make_manifest(folder, rows), model, args.batch_size)
+            result = run(make_manifest(folder, rows), model, args.batch_size, args.log_dir)
             result.update(
                 cpus=os.cpu_count(),
                 python=platform.python_version(),

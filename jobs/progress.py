@@ -48,6 +48,7 @@ class Totals:
     by_error_kind: dict[str, int] = field(default_factory=dict)
     images: int = 0
     output_tokens: int = 0
+    input_tokens: int = 0
     replicas: dict[str, ReplicaTimes] = field(default_factory=dict)
 
     def add(self, stats: BatchStats) -> None:
@@ -58,6 +59,7 @@ class Totals:
                 self.by_error_kind[kind] = self.by_error_kind.get(kind, 0) + count
         self.images += stats.images
         self.output_tokens += stats.output_tokens
+        self.input_tokens += stats.input_tokens
         replica = self.replicas.setdefault(
             stats.replica, ReplicaTimes(stats.finished_at - stats.busy_s, stats.finished_at)
         )
@@ -71,6 +73,7 @@ class Totals:
             replicas=len(self.replicas),
             replica_seconds=sum(max(0.0, until - r.started_at) for r in self.replicas.values()),
             busy_seconds=sum(r.busy_s for r in self.replicas.values()),
+            input_tokens=self.input_tokens,
         )
 
 

@@ -47,6 +47,7 @@ class ReplicaUsage:
     replicas: int = 0
     replica_seconds: float = 0.0  # from each actor's start (model load included) to the end
     busy_seconds: float = 0.0  # inside batches
+    input_tokens: int = 0  # prompt tokens the model read, image tokens included
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class RunSummary:
     error_examples: dict[str, list[str]]
     images: int
     output_tokens: int
+    input_tokens_this_run: int  # what the model read this run (copied rows read nothing)
     rows_this_run: int
     rows_before: int  # already in the output when this run started (resume)
     started_at: str
@@ -162,6 +164,7 @@ def summarize(
         error_examples=counts.error_examples,
         images=counts.images,
         output_tokens=counts.output_tokens,
+        input_tokens_this_run=usage.input_tokens,
         rows_this_run=rows_this_run,
         rows_before=earlier.rows,
         started_at=utc_iso(started_at),
@@ -200,7 +203,8 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"  {kind:<20} {count:>8}  e.g. {example[:100]}")
     lines += [
         f"images: {summary.images}  ({summary.images_per_s:.2f}/s)   "
-        f"output tokens: {summary.output_tokens}  ({summary.output_tokens_per_s:.1f}/s)",
+        f"output tokens: {summary.output_tokens}  ({summary.output_tokens_per_s:.1f}/s)   "
+        f"input tokens this run: {summary.input_tokens_this_run}",
         f"model replicas: {summary.replicas}, {summary.replica_seconds:.1f} replica-seconds "
         f"({busy:.0%} busy)",
         f"model: {summary.model}" + (f"@{summary.revision}" if summary.revision else ""),

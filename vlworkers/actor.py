@@ -80,7 +80,15 @@ class CaptionActor:
             generate_s = time.monotonic() - generate_started
         output = self._to_output(batch, statuses, results, copied_from)
         # Before the guard, so a job it stops still shows the failures that stopped it.
-        self.reporter.batch_done(output, len(pending), time.monotonic() - started, generate_s)
+        # Copies (same image, same prompt) cost the model nothing: only fresh rows count.
+        input_tokens = sum(
+            result.n_input_tokens or 0
+            for index, result in results.items()
+            if index not in copied_from
+        )
+        self.reporter.batch_done(
+            output, len(pending), time.monotonic() - started, generate_s, input_tokens
+        )
         self.failure_guard.observe(
             output.column("status").to_pylist(), output.column("error_kind").to_pylist()
         )

@@ -22,13 +22,19 @@ class BatchStats:
     by_outcome: dict[tuple[str, str], int]  # (status, error_kind or "") -> rows
     images: int  # rows the model generated for; the rest failed or were skipped before
     output_tokens: int
+    input_tokens: int  # what the model read for this batch's fresh rows (copies excluded)
     busy_s: float  # the whole call: pixels in, output table out
     generate_s: float
     finished_at: float  # wall clock: bounds the replica's alive time across machines
 
 
 def count_batch(
-    output: pa.Table, replica: str, images: int, busy_s: float, generate_s: float
+    output: pa.Table,
+    replica: str,
+    images: int,
+    busy_s: float,
+    generate_s: float,
+    input_tokens: int,
 ) -> BatchStats:
     outcomes: Counter[tuple[str, str]] = Counter(
         zip(
@@ -44,6 +50,7 @@ def count_batch(
         by_outcome=dict(outcomes),
         images=images,
         output_tokens=tokens,
+        input_tokens=input_tokens,
         busy_s=busy_s,
         generate_s=generate_s,
         finished_at=time.time(),
@@ -61,8 +68,10 @@ class BatchReporter:
         if tracker is not None:
             tracker.replica_started.remote(self.replica, started_at, time.time())
 
-    def batch_done(self, output: pa.Table, images: int, busy_s: float, generate_s: float) -> None:
-        stats = count_batch(output, self.replica, images, busy_s, generate_s)
+    def batch_done(
+        self, output: pa.Table, images: int, busy_s: float, generate_s: float, input_tokens: int
+    ) -> None:
+        stats = count_batch(output, self.replica, images, busy_s, generate_s, input_tokens)
         self.metrics.record(stats)
         if self.tracker is not None:
             self.tracker.record.remote(stats)

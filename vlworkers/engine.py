@@ -19,6 +19,7 @@ class GenerationRequest:
 class GenerationResult:
     text: str | None = None
     n_output_tokens: int | None = None
+    n_input_tokens: int | None = None  # prompt tokens the model read, image tokens included
     finish_reason: str | None = None  # "stop" (end of sequence) or "length" (token limit)
     error_kind: str | None = None
     error: str | None = None

@@ -125,6 +125,13 @@ class HFEngine:
     def _text_inputs(self, instructions: list[str]) -> dict[str, torch.Tensor]:
         """Chat prompts with each image placeholder expanded to the model's image tokens."""
         prompts = [self.chat_prompt(text) for text in instructions]
+        image_token = self.processor.image_token
+        for prompt in prompts:
+            if prompt.count(image_token) != 1:
+                raise ValueError(
+                    f"the prompt holds {prompt.count(image_token)} {image_token} placeholders; "
+                    "a row has one image"
+                )
         expanded, _ = self.processor.get_text_with_replacements(
             prompts,
             [self.processor.replace_image_token({}, image_idx=i) for i in range(len(prompts))],
@@ -196,13 +203,22 @@ class HFEngine:
             eos_token_id=self.eos_token_id,
         )
         new_tokens = output[:, inputs["input_ids"].shape[1] :].tolist()
-        return [self._result(tokens, max_new_tokens) for tokens in new_tokens]
+        prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()  # padding excluded
+        return [
+            self._result(tokens, read)
+            for tokens, read in zip(new_tokens, prompt_tokens, strict=True)
+        ]
 
-    def _result(self, tokens: list[int], max_new_tokens: int) -> GenerationResult:
+    def _result(self, tokens: list[int], prompt_tokens: int) -> GenerationResult:
         if self.eos_token_id in tokens:
             tokens = tokens[: tokens.index(self.eos_token_id)]
             finish_reason = "stop"
         else:
             finish_reason = "length"
         text = self.processor.tokenizer.decode(tokens, skip_special_tokens=True).strip()
-        return GenerationResult(text=text, n_output_tokens=len(tokens), finish_reason=finish_reason)
+        return GenerationResult(
+            text=text,
+            n_output_tokens=len(tokens),
+            finish_reason=finish_reason,
+            n_input_tokens=prompt_tokens,
+        )

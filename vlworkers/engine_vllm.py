@@ -89,7 +89,10 @@ def to_result(output: Any, eos_token_id: int | None) -> GenerationResult:
     if reason == "stop" and tokens and tokens[-1] in (eos_token_id, completion.stop_reason):
         tokens.pop()
     return GenerationResult(
-        text=completion.text.strip(), n_output_tokens=len(tokens), finish_reason=reason
+        text=completion.text.strip(),
+        n_output_tokens=len(tokens),
+        finish_reason=reason,
+        n_input_tokens=len(output.prompt_token_ids or []),
     )
 
 

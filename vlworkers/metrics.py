@@ -38,6 +38,11 @@ class ActorMetrics:
             "Tokens generated, end-of-sequence excluded.",
             tag_keys=("model",),
         )
+        self.input_tokens = Counter(
+            "vlcaption_input_tokens_total",
+            "Prompt tokens the model read, image tokens included (copied rows excluded).",
+            tag_keys=("model",),
+        )
         self.batch_latency = Histogram(
             "vlcaption_batch_latency_seconds",
             "Time a model actor spends on one batch, pixels to output table.",
@@ -58,6 +63,8 @@ class ActorMetrics:
             self.images.inc(stats.images, tags=self.tags)
         if stats.output_tokens:
             self.output_tokens.inc(stats.output_tokens, tags=self.tags)
+        if stats.input_tokens:
+            self.input_tokens.inc(stats.input_tokens, tags=self.tags)
         self.batch_latency.observe(stats.busy_s, tags=self.tags)
         if stats.images:
             self.generate_latency.observe(stats.generate_s, tags=self.tags)

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 import ray
 from s3fs import S3FileSystem
+from transformers import AutoProcessor
 
 from jobs import status
 from jobs.failed_manifest import FAILED_FILE
@@ -155,6 +156,9 @@ def test_progress_summary_resume_and_failed_rows_rerun(tiny_model, tmp_path, cap
     )
     assert rows == 24 and by_status == {"ok": 22, "failed": 2}
     assert summary["replicas"] == 1 and summary["replica_seconds"] > 0
+    # Every generated row read its image's tokens and its prompt.
+    image_tokens = AutoProcessor.from_pretrained(tiny_model).num_image_tokens
+    assert summary["input_tokens_this_run"] > summary["images"] * image_tokens
     assert summary["images"] == 22 and summary["output_tokens"] > 0
     assert summary["config"]["progress_interval_s"] == 0.25
 

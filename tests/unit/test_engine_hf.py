@@ -18,11 +18,11 @@ def engine(request, tiny_model, tiny_hybrid_model) -> HFEngine:
     return HFEngine(EngineConfig(model=str(model), device="cpu"))
 
 
-def request_for(seed: int, max_new_tokens: int = 6, shape=(24, 32)) -> GenerationRequest:
+def request_for(
+    seed: int, max_new_tokens: int = 6, shape=(24, 32), prompt: str = "Describe this image."
+) -> GenerationRequest:
     pixels = np.random.default_rng(seed).integers(0, 255, (*shape, 3), dtype=np.uint8)
-    return GenerationRequest(
-        pixels=pixels, prompt="Describe this image.", max_new_tokens=max_new_tokens
-    )
+    return GenerationRequest(pixels=pixels, prompt=prompt, max_new_tokens=max_new_tokens)
 
 
 def test_prompt_follows_the_deepseek_conversation_format(engine):
@@ -32,10 +32,20 @@ def test_prompt_follows_the_deepseek_conversation_format(engine):
 
 
 def test_batch_generation_matches_single_rows(engine):
-    requests = [request_for(1), request_for(2, shape=(32, 16)), request_for(3, max_new_tokens=3)]
+    wordy = "Describe this image in great detail, naming every object, colour and shape in it."
+    requests = [
+        request_for(1),
+        request_for(2, shape=(32, 16)),
+        request_for(3, max_new_tokens=3),
+        request_for(4, prompt=wordy),  # pads the others in its call
+    ]
     batched = engine.generate(requests)
     alone = [engine.generate([r])[0] for r in requests]
     assert [r.text for r in batched] == [r.text for r in alone]
+    # Padding in a batch is not counted as input: each row reads what it reads alone.
+    assert [r.n_input_tokens for r in batched] == [r.n_input_tokens for r in alone]
+    image_tokens = engine.processor.num_image_tokens
+    assert all(r.n_input_tokens > image_tokens for r in batched)
     for result, request in zip(batched, requests, strict=True):
         assert result.error_kind is None
         assert 0 < result.n_output_tokens <= request.max_new_tokens

@@ -45,7 +45,7 @@ ROWS = [
 
 def test_batch_counts_and_tracker_sums():
     table = pa.Table.from_pylist(ROWS, schema=schema.output_schema(MANIFEST_SCHEMA))
-    stats = count_batch(table, "replica-1", images=3, busy_s=2.0, generate_s=1.5)
+    stats = count_batch(table, "replica-1", images=3, busy_s=2.0, generate_s=1.5, input_tokens=1800)
     assert stats.by_outcome == {
         ("ok", ""): 2,
         ("failed", "not_found"): 1,
@@ -65,6 +65,7 @@ def test_batch_counts_and_tracker_sums():
     assert totals.by_error_kind == {"not_found": 2, "oom": 2, "too_small": 2}
     usage = totals.usage(until=160.0)
     assert (usage.replicas, usage.replica_seconds, usage.busy_seconds) == (1, 60.0, 4.0)
+    assert usage.input_tokens == 3600
 
 
 def test_recent_rates_cover_the_window_only():

@@ -58,6 +58,8 @@ def check_finish_reason_and_token_counts(outcome: Outcome) -> None:
             continue
         assert isinstance(result.text, str) and result.error is None
         assert result.n_output_tokens is not None
+        # The prompt the model read: the instruction, the chat frame and the image's tokens.
+        assert result.n_input_tokens is not None and result.n_input_tokens > 16
         assert result.finish_reason in ("stop", "length")
         if result.finish_reason == "length":
             assert result.n_output_tokens == request.max_new_tokens

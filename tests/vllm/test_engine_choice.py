@@ -95,7 +95,7 @@ def _output(token_ids, finish_reason, stop_reason=None, text=" a cat "):
     completion = SimpleNamespace(
         token_ids=token_ids, finish_reason=finish_reason, stop_reason=stop_reason, text=text
     )
-    return SimpleNamespace(outputs=[completion])
+    return SimpleNamespace(outputs=[completion], prompt_token_ids=list(range(40)))
 
 
 @pytest.mark.parametrize(
@@ -111,6 +111,7 @@ def test_results_count_tokens_without_the_end_of_sequence(output, expected):
     result = to_result(output, eos_token_id=1)
     assert (result.n_output_tokens, result.finish_reason) == expected
     assert result.text == "a cat" and result.error_kind is None
+    assert result.n_input_tokens == 40
 
 
 def test_an_aborted_request_is_a_generation_error():
