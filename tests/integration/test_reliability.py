@@ -159,16 +159,26 @@ def test_killed_model_actor_is_restarted_and_no_row_is_lost_or_doubled(tmp_path,
     pq.write_table(pa.table({"uri": [str(images / f"{i}.jpg") for i in range(48)]}), manifest)
 
     killed: list[int] = []
+    output = tmp_path / "m.captions"
+
+    def results_landed() -> bool:
+        return output.exists() and any(
+            p.suffix == ".parquet" and not p.name.startswith("_") for p in output.iterdir()
+        )
 
     def kill_an_actor_mid_run() -> None:
+        # Once the first results are written (4 rows a file, 48 rows): mid-run, whatever
+        # the machine's speed.
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not killed:
             pids = _model_actor_pids()
-            if pids:
-                time.sleep(4)  # let it take a few batches first
-                os.kill(pids[0], signal.SIGKILL)
-                killed.append(pids[0])
-            time.sleep(0.2)
+            if pids and results_landed():
+                try:
+                    os.kill(pids[0], signal.SIGKILL)
+                    killed.append(pids[0])
+                except ProcessLookupError:
+                    pass  # gone between the listing and the kill: look again
+            time.sleep(0.1)
 
     killer = threading.Thread(target=kill_an_actor_mid_run, daemon=True)
     killer.start()
@@ -188,7 +198,7 @@ def test_killed_model_actor_is_restarted_and_no_row_is_lost_or_doubled(tmp_path,
     killer.join(timeout=5)
     assert killed, "the model actor was never seen"
     assert code == EXIT_OK
-    rows = pq.read_table(tmp_path / "m.captions").to_pylist()
+    rows = pq.read_table(output).to_pylist()
     assert len(rows) == 48
     assert len({r["id"] for r in rows}) == 48
     assert {r["status"] for r in rows} == {"ok"}
