@@ -105,7 +105,8 @@ def _add_engine_arguments(parser: argparse.ArgumentParser) -> None:
         type=_share,
         metavar="F",
         help="vllm: share of each GPU's memory vLLM takes for weights and KV cache (default: "
-        "0.9; on CPU builds, a share of the machine's memory).",
+        "0.9 times --gpus-per-replica, so replicas sharing a GPU fit; on CPU builds, a share "
+        "of the machine's memory).",
     )
     group.add_argument(
         "--max-model-len",
@@ -136,11 +137,7 @@ def _engine_config(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         tensor_parallel_size=args.tensor_parallel_size,
         max_model_len=args.max_model_len,
         vllm_options=args.vllm_options,
-        **(
-            {"gpu_memory_utilization": args.gpu_memory_utilization}
-            if args.gpu_memory_utilization is not None
-            else {}
-        ),
+        gpu_memory_utilization=args.gpu_memory_utilization,
     )
     # Resolved here so the summary records the engine that ran.
     engine = resolve_engine(config)

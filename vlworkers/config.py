@@ -68,12 +68,13 @@ class EngineConfig(_Frozen):
     tensor_parallel_size: int = Field(
         1, ge=1, description="vLLM: GPUs one replica shards the model over."
     )
-    gpu_memory_utilization: float = Field(
-        0.9,
+    gpu_memory_utilization: float | None = Field(
+        None,
         gt=0,
         le=1,
         description="vLLM: share of each GPU's memory (weights + KV cache) vLLM may take; "
-        "on CPU builds, share of the machine's memory.",
+        "on CPU builds, share of the machine's memory. None: 0.9 of this replica's gpu_share, "
+        "so replicas sharing a GPU fit beside each other.",
     )
     max_model_len: int | None = Field(
         None, ge=1, description="vLLM: longest prompt + output in tokens; None: the model's own."

@@ -22,6 +22,8 @@ from vlworkers.engine_select import VLLMFamily, fetch_model_config, vllm_family
 
 logger = logging.getLogger(__name__)
 
+_DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # vLLM's own default, for a replica with a whole GPU
+
 # vllm.LLM arguments this engine sets from its own options; --vllm-options may not repeat them.
 MANAGED_OPTIONS = frozenset(
     {
@@ -49,6 +51,13 @@ def check_vllm_options(options: Mapping[str, Any]) -> None:
         )
 
 
+def gpu_memory_utilization(config: EngineConfig) -> float:
+    """The share given, or vLLM's usual 0.9 of this replica's share of the GPU."""
+    if config.gpu_memory_utilization is not None:
+        return config.gpu_memory_utilization
+    return round(_DEFAULT_GPU_MEMORY_UTILIZATION * config.gpu_share, 4)
+
+
 def llm_kwargs(config: EngineConfig, family: VLLMFamily) -> dict[str, Any]:
     """Keyword arguments for `vllm.LLM`."""
     kwargs: dict[str, Any] = {
@@ -58,7 +67,7 @@ def llm_kwargs(config: EngineConfig, family: VLLMFamily) -> dict[str, Any]:
         "trust_remote_code": config.trust_remote_code,
         "dtype": config.dtype,
         "tensor_parallel_size": config.tensor_parallel_size,
-        "gpu_memory_utilization": config.gpu_memory_utilization,
+        "gpu_memory_utilization": gpu_memory_utilization(config),
         "max_model_len": config.max_model_len,
         # One image per row: vLLM plans encoder memory for one, not its default several.
         "limit_mm_per_prompt": {"image": 1},

@@ -89,6 +89,14 @@ def test_llm_arguments():
     assert kwargs["max_num_seqs"] == 64
     ocr = llm_kwargs(EngineConfig(model="deepseek-ai/DeepSeek-OCR"), DEEPSEEK_OCR)
     assert "hf_overrides" not in ocr and "distributed_executor_backend" not in ocr
+    assert ocr["gpu_memory_utilization"] == 0.9
+
+
+def test_replicas_sharing_a_gpu_split_its_memory_unless_told_otherwise():
+    half = EngineConfig(model="deepseek-ai/DeepSeek-OCR", gpu_share=0.5)
+    assert llm_kwargs(half, DEEPSEEK_OCR)["gpu_memory_utilization"] == 0.45
+    told = half.model_copy(update={"gpu_memory_utilization": 0.3})
+    assert llm_kwargs(told, DEEPSEEK_OCR)["gpu_memory_utilization"] == 0.3
 
 
 def _output(token_ids, finish_reason, stop_reason=None, text=" a cat "):
