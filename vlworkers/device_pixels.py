@@ -3,8 +3,9 @@
 The CPU stage hands the actors compact uint8 images already at (or under) the model's
 side; what is left (pad to square, resize for a second tower, rescale, normalise) is
 cheap elementwise work that takes a GPU microseconds and a CPU core milliseconds per
-image (the processor's own numpy path costs about 7 ms an image for DeepSeek-VL 1.3B
-and 100 ms for the 7B hybrid's 1024 px tower, time the GPU would spend waiting).
+image (the processor's own numpy path: 1.2 ms an image for DeepSeek-VL 1.3B on an H100
+host's core, 7 ms on a small dev box, 100 ms there for the 7B hybrid's 1024 px tower;
+0.12 ms on the GPU: benchmarks/RESULTS.md).
 
 It follows DeepSeek-VL's image processors step for step: resize the longest side to
 the tower's size, pad to a centred square with the background colour, rescale,
