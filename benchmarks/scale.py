@@ -57,6 +57,14 @@ def make_manifest(folder: Path, rows: int) -> Path:
     return manifest
 
 
+def _title(process: psutil.Process) -> str:
+    """What a Ray worker is doing, from its process title (e.g. ray::MapWorker(...))."""
+    try:
+        return " ".join(process.cmdline())[:80].strip()
+    except psutil.Error:
+        return "?"
+
+
 def run(manifest: Path, model: Path, batch_size: int, log_dir: Path | None = None) -> dict:
     output = manifest.with_suffix(".captions")
     command = [
@@ -76,17 +84,19 @@ def run(manifest: Path, model: Path, batch_size: int, log_dir: Path | None = Non
     job = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     driver = psutil.Process(job.pid)
     peak_driver = peak_worker = peak_total = 0
+    peak_worker_title = ""
     first_result = None
     while job.poll() is None:
         try:
             family = [driver, *driver.children(recursive=True)]
-            rss = {p.pid: p.memory_info().rss for p in family if p.is_running()}
+            rss = {p.pid: (p.memory_info().rss, p) for p in family if p.is_running()}
         except psutil.Error:
             continue
-        workers = [v for pid, v in rss.items() if pid != job.pid]
-        peak_driver = max(peak_driver, rss.get(job.pid, 0))
-        peak_worker = max([peak_worker, *workers])
-        peak_total = max(peak_total, sum(rss.values()))
+        for pid, (used, process) in rss.items():
+            if pid != job.pid and used > peak_worker:
+                peak_worker, peak_worker_title = used, _title(process)
+        peak_driver = max(peak_driver, rss.get(job.pid, (0, None))[0])
+        peak_total = max(peak_total, sum(used for used, _ in rss.values()))
         if (
             first_result is None
             and output.exists()
@@ -107,6 +117,7 @@ def run(manifest: Path, model: Path, batch_size: int, log_dir: Path | None = Non
         "time_to_first_result_s": round(first_result or wall, 1),
         "peak_driver_rss_mb": round(peak_driver / 2**20),
         "peak_worker_rss_mb": round(peak_worker / 2**20),
+        "peak_worker": peak_worker_title,
         "peak_total_rss_mb": round(peak_total / 2**20),
     }
 
