@@ -8,11 +8,11 @@ size the model wants.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from transformers import AutoImageProcessor
 
 from vlworkers.config import EngineConfig
+from vlworkers.device_pixels import UnsupportedImageProcessorError, towers_for
 from vlworkers.engine_hf import ModelLoadError
 from vlworkers.engine_select import fetch_model_config, resolve_engine, target_side, vllm_family
 
@@ -21,26 +21,6 @@ from vlworkers.engine_select import fetch_model_config, resolve_engine, target_s
 class ModelInfo:
     target_size: int  # longest side the processor resizes to (the SAM side for hybrids)
     image_processor: str
-
-
-def _side(size: Any) -> int:
-    if size is None:
-        return 0
-    if isinstance(size, int):
-        return size
-    get = (
-        size.get
-        if isinstance(size, dict)
-        else lambda key, default=None: getattr(size, key, default)
-    )
-    return int(
-        max(
-            get("height", 0) or 0,
-            get("width", 0) or 0,
-            get("longest_edge", 0) or 0,
-            get("shortest_edge", 0) or 0,
-        )
-    )
 
 
 def probe_model(config: EngineConfig) -> ModelInfo:
@@ -55,11 +35,13 @@ def probe_model(config: EngineConfig) -> ModelInfo:
         )
     except Exception as exc:
         raise ModelLoadError(f"cannot load model {config.model!r}: {exc}") from exc
-    target = max(
-        _side(getattr(processor, "size", None)), _side(getattr(processor, "high_res_size", None))
+    try:
+        # The same towers the engine builds pixels for: an unsupported processor fails here,
+        # before any actor starts.
+        towers = towers_for(processor)
+    except UnsupportedImageProcessorError as exc:
+        raise ModelLoadError(f"model {config.model!r}: {exc}") from exc
+    return ModelInfo(
+        target_size=max(tower.side for tower in towers),
+        image_processor=type(processor).__name__,
     )
-    if target <= 0:
-        raise ModelLoadError(
-            f"model {config.model!r}: cannot tell its image size from the processor"
-        )
-    return ModelInfo(target_size=target, image_processor=type(processor).__name__)
