@@ -105,8 +105,8 @@ def watch(thread: threading.Thread, look: Callable[[], None]) -> None:
     thread.join(timeout=_GIVE_UP_S)
 
 
-def output_counts(output: str, filesystem=None) -> tuple[int, dict[str, int], dict[str, int]]:
-    table = pq.read_table(output, filesystem=filesystem)
+def output_counts(output: str) -> tuple[int, dict[str, int], dict[str, int]]:
+    table = pq.read_table(output)
     statuses = table["status"].value_counts().to_pylist()
     kinds = table["error_kind"].drop_null().value_counts().to_pylist()
     return (
@@ -114,6 +114,18 @@ def output_counts(output: str, filesystem=None) -> tuple[int, dict[str, int], di
         {item["values"]: item["counts"] for item in statuses},
         {item["values"]: item["counts"] for item in kinds},
     )
+
+
+def summary_matching_output(output: str) -> tuple[dict, int, dict[str, int]]:
+    """The run summary, after checking its counts equal what the output holds."""
+    summary = json.loads((Path(output) / "_summary.json").read_text())
+    rows, by_status, by_kind = output_counts(output)
+    assert (summary["rows"], summary["by_status"], summary["by_error_kind"]) == (
+        rows,
+        by_status,
+        by_kind,
+    )
+    return summary, rows, by_status
 
 
 def scrape_metrics() -> str:
@@ -147,13 +159,7 @@ def test_progress_summary_resume_and_failed_rows_rerun(tiny_model, tmp_path, cap
     assert "state:    running" in shown_text
     assert "ETA:" in shown_text and f"{partial[0].rows_done}/24 rows" in shown_text
 
-    summary = json.loads((Path(output) / "_summary.json").read_text())
-    rows, by_status, by_kind = output_counts(output)
-    assert (summary["rows"], summary["by_status"], summary["by_error_kind"]) == (
-        rows,
-        by_status,
-        by_kind,
-    )
+    summary, rows, by_status = summary_matching_output(output)
     assert rows == 24 and by_status == {"ok": 22, "failed": 2}
     assert summary["replicas"] == 1 and summary["replica_seconds"] > 0
     # Every generated row read its image's tokens and its prompt.
@@ -185,13 +191,7 @@ def test_progress_summary_resume_and_failed_rows_rerun(tiny_model, tmp_path, cap
 
     # 2. The same command without --limit resumes: the summary still equals the output.
     assert main([str(manifest), "--output", output, *common]) == EXIT_OK
-    summary = json.loads((Path(output) / "_summary.json").read_text())
-    rows, by_status, by_kind = output_counts(output)
-    assert (summary["rows"], summary["by_status"], summary["by_error_kind"]) == (
-        rows,
-        by_status,
-        by_kind,
-    )
+    summary, rows, by_status = summary_matching_output(output)
     assert by_status == {"ok": 26, "failed": 3, "skipped": 1}
     assert (summary["rows_before"], summary["rows_this_run"]) == (24, 6)
     final = read_progress(output)
