@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.job import JOB_ENV, caption_command  # noqa: E402
 from tests.images import jpeg_bytes  # noqa: E402
 from vlworkers.tiny import build_tiny_checkpoint  # noqa: E402
 
@@ -56,21 +56,12 @@ def main() -> None:
             output = folder / mode
             started = time.perf_counter()
             subprocess.run(
-                [
-                    sys.executable,
-                    str(REPO / "jobs" / "caption.py"),
-                    str(manifest),
-                    "--model",
-                    str(model),
-                    "--max-new-tokens",
-                    "32",
-                    "--output",
-                    str(output),
-                    *extra,
-                ],
+                caption_command(
+                    manifest, model, "--max-new-tokens", "32", "--output", str(output), *extra
+                ),
                 check=True,
                 capture_output=True,
-                env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+                env=JOB_ENV,
             )
             rows = pq.read_table(output).to_pylist()
             results[mode] = {

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.job import JOB_ENV, caption_command  # noqa: E402
 from benchmarks.preprocess import corpus  # noqa: E402
 from jobs.model_probe import probe_model  # noqa: E402
 from vlworkers.config import EngineConfig  # noqa: E402
@@ -69,11 +70,8 @@ def job_seconds(folder: Path, files: list[bytes], args: argparse.Namespace, mode
     pq.write_table(
         pa.table({"uri": [str(images / f"{i}.img") for i in range(len(files))]}), manifest
     )
-    command = [
-        sys.executable,
-        str(REPO / "jobs" / "caption.py"),
-        str(manifest),
-        "--model",
+    command = caption_command(
+        manifest,
         model,
         "--batch-size",
         str(args.batch_size),
@@ -85,11 +83,9 @@ def job_seconds(folder: Path, files: list[bytes], args: argparse.Namespace, mode
         args.device,
         "--progress-interval",
         "600",
-    ]
-    started = time.perf_counter()
-    job = subprocess.run(
-        command, capture_output=True, text=True, env={**os.environ, "RAY_AUTH_MODE": "disabled"}
     )
+    started = time.perf_counter()
+    job = subprocess.run(command, capture_output=True, text=True, env=JOB_ENV)
     if job.returncode != 0:
         sys.exit(f"the job failed ({job.returncode}):\n{job.stdout[-3000:]}\n{job.stderr[-5000:]}")
     return time.perf_counter() - started

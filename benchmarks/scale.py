@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.job import JOB_ENV, caption_command  # noqa: E402
 from tests.images import jpeg_bytes  # noqa: E402
 from vlworkers.tiny import build_tiny_checkpoint  # noqa: E402
 
@@ -67,21 +68,11 @@ def _title(process: psutil.Process) -> str:
 
 def run(manifest: Path, model: Path, batch_size: int, log_dir: Path | None = None) -> dict:
     output = manifest.with_suffix(".captions")
-    command = [
-        sys.executable,
-        str(REPO / "jobs" / "caption.py"),
-        str(manifest),
-        "--model",
-        str(model),
-        "--max-new-tokens",
-        "1",
-        "--batch-size",
-        str(batch_size),
-        "--overwrite",
-    ]
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    command = caption_command(
+        manifest, model, "--max-new-tokens", "1", "--batch-size", str(batch_size), "--overwrite"
+    )
     started = time.monotonic()
-    job = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    job = subprocess.Popen(command, env=JOB_ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     driver = psutil.Process(job.pid)
     peak_driver = peak_worker = peak_total = 0
     peak_worker_title = ""
